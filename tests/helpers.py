@@ -1,0 +1,125 @@
+"""Helpers shared by the tests: paths, settings, envelopes, message editing, outbox files."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from email import message_from_bytes
+from email.policy import compat32
+from pathlib import Path
+from typing import Any
+
+from worker.mail import Envelope
+from worker.pipeline import Mailgate
+from worker.settings import Settings, load_settings
+from worker.tickets import TicketRecord, upsert
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+POLICIES = ROOT / "policies"
+POLICY_DIR = POLICIES
+CACHE = ROOT / ".cache"
+PG_ADMIN_URL = os.environ.get(
+    "MAILGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+SECRET = "test-secret-please-rotate"
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def with_headers(raw: bytes, **headers: str) -> bytes:
+    """The message with headers replaced (``Message_ID`` for Message-ID); ``""`` removes."""
+    message = message_from_bytes(raw, policy=compat32)
+    for key, value in headers.items():
+        name = key.replace("_", "-")
+        del message[name]
+        if value != "":
+            message[name] = value
+    return message.as_bytes()
+
+
+def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "var",
+        "policy_dir": POLICIES,
+        "reply_secret": SECRET,
+        "database_url": database_url,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def add_standard_tickets(gate: Mailgate) -> None:
+    upsert(
+        gate.engine,
+        [
+            TicketRecord(
+                id="1001",
+                kind="technical",
+                participants=["bob@partner.example"],
+                domains=["partner.example"],
+            ),
+            TicketRecord(id="2002", kind="customer_care", participants=["carla@customer.example"]),
+            TicketRecord(
+                id="3003",
+                kind="technical",
+                status="closed",
+                closed_at=datetime.fromisoformat("2025-01-10T10:00:00+00:00"),
+                participants=["bob@partner.example"],
+            ),
+        ],
+    )
+
+
+def envelope(
+    mail_from: str, *rcpt: str, at: datetime | None = None, channel: str = "pipe"
+) -> Envelope:
+    from worker.clock import utcnow
+
+    return Envelope(
+        mail_from=mail_from,
+        rcpt_tos=rcpt or ("support@wildix.com",),
+        channel=channel,
+        received_at=at or utcnow(),
+    )
+
+
+def outbox_files(gate: Mailgate) -> list[Path]:
+    directory = gate.settings.outbox_dir
+    return sorted(directory.glob("*.eml")) if directory.exists() else []
+
+
+class RunningServer:
+    """``mailgate serve``'s Server in a background thread, on ephemeral loopback ports."""
+
+    def __init__(self, gate: Mailgate) -> None:
+        import asyncio
+        import threading
+
+        from worker.serve import Server
+
+        self.server = Server(gate)
+        self.loop = asyncio.new_event_loop()
+        started: asyncio.Future[list[str]] = self.loop.create_future()
+        self.thread = threading.Thread(
+            target=self.loop.run_until_complete,
+            args=(self.server.run(install_signals=False, started=started),),
+            daemon=True,
+        )
+        self.thread.start()
+        self.listening = asyncio.run_coroutine_threadsafe(_wait(started), self.loop).result(10)
+
+    def port(self, channel: str) -> int:
+        url = next(u for u in self.listening if u.startswith(channel))
+        return int(url.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.server.stopping.set)
+        self.thread.join(15)
+        assert not self.thread.is_alive()
+
+
+async def _wait(future: Any) -> Any:
+    return await future

@@ -1,0 +1,72 @@
+"""``mailgate serve`` as ops run it: start-up line, clean SIGTERM, clear failure on a taken port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import POLICIES, SECRET, fixture_bytes
+
+
+def start(tmp_path: Path, **env_overrides: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
+    env.update(
+        {
+            "MAILGATE_DATA_DIR": str(tmp_path / "var"),
+            "MAILGATE_POLICY_DIR": str(POLICIES),
+            "MAILGATE_REPLY_SECRET": SECRET,
+            "MAILGATE_SMTP_LISTEN": "127.0.0.1:0",
+        }
+    )
+    env.update(env_overrides)
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker", "serve"], env=env, stderr=subprocess.PIPE, cwd=tmp_path
+    )
+
+
+def read_event(process: subprocess.Popen[bytes], event: str) -> dict[str, object]:
+    assert process.stderr is not None
+    for line in process.stderr:
+        record = json.loads(line)
+        if record.get("event") == event:
+            return record  # type: ignore[no-any-return]
+    raise AssertionError(f"{event} never logged; exit {process.wait()}")
+
+
+def test_start_line_then_sigterm_exits_zero(tmp_path: Path) -> None:
+    """One start-up line with listeners and policy; SIGTERM drains and exits 0."""
+    process = start(tmp_path)
+    try:
+        started = read_event(process, "mailgate_started")
+        assert started["policy"] == "wildix-2022-04"
+        url = started["listening"][0]  # type: ignore[index]
+        port = int(str(url).rsplit(":", 1)[1])
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+            smtp.sendmail(
+                "alice@customer.example", ["support@wildix.com"], fixture_bytes("new_ticket.eml")
+            )
+        process.send_signal(signal.SIGTERM)
+        read_event(process, "mailgate_stopped")
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_taken_port_is_one_clear_line(tmp_path: Path) -> None:
+    """A port already in use stops start-up with one line naming the setting."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        process = start(tmp_path, MAILGATE_SMTP_LISTEN=f"127.0.0.1:{port}")
+        _, err = process.communicate(timeout=60)
+    lines = [line for line in err.decode().splitlines() if not line.startswith("{")]
+    assert process.returncode != 0
+    assert len(lines) == 1 and "MAILGATE_SMTP_LISTEN" in lines[0] and str(port) in lines[0]

@@ -1,0 +1,5 @@
+"""Allows ``python -m worker`` as an alias of the ``mailgate`` console script."""
+
+from worker.cli import main
+
+main()

@@ -1,0 +1,100 @@
+"""The tamper-evident decision chain: how a row's digest is computed and how it is verified.
+
+Each decision row's digest is SHA-256 over the previous row's digest and a canonical JSON of
+every decision field, so editing any field, deleting a row or reordering rows breaks the
+chain at that row; the chain head row catches deletion of the newest rows. ``verify``
+walks the chain in order and names the first row that does not hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from worker.store.models import DecisionRow
+
+GENESIS = "0" * 64
+CHAINED_FIELDS = (
+    "seq",
+    "dedup_key",
+    "decision",
+    "rule",
+    "policy",
+    "policy_sha256",
+    "ticket",
+    "reply_status",
+    "reply_reason",
+    "message_id",
+    "raw_sha256",
+    "envelope_from",
+    "recipients",
+    "received_at",
+    "decided_at",
+    "channel",
+    "trace",
+    "duplicate_of",
+)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat(timespec="microseconds")
+    return value
+
+
+def row_digest(prev_digest: str, fields: dict[str, Any]) -> str:
+    payload = {name: _canonical(fields.get(name)) for name in CHAINED_FIELDS}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{prev_digest}\n{text}".encode()).hexdigest()
+
+
+def fields_of(row: DecisionRow) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in CHAINED_FIELDS}
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    rows: int
+    problem: str | None = None
+
+
+def verify_chain(rows: Iterable[DecisionRow], head_seq: int, head_digest: str) -> VerifyResult:
+    """Walk rows in ``seq`` order; the first inconsistency is reported by position and id."""
+    expected_seq, digest, count = 1, GENESIS, 0
+    for row in rows:
+        if row.seq != expected_seq:
+            return VerifyResult(
+                False,
+                count,
+                f"decision seq {expected_seq} is missing "
+                f"(next row is seq {row.seq}, id {row.id}): row deleted",
+            )
+        if row.prev_digest != digest:
+            return VerifyResult(
+                False,
+                count,
+                f"decision seq {row.seq} (id {row.id}): previous "
+                "digest does not match the chain: rows reordered or replaced",
+            )
+        if row_digest(digest, fields_of(row)) != row.digest:
+            return VerifyResult(
+                False,
+                count,
+                f"decision seq {row.seq} (id {row.id}): content "
+                "does not match its digest: row edited",
+            )
+        digest, expected_seq, count = row.digest, expected_seq + 1, count + 1
+    if head_seq != count or head_digest != digest:
+        return VerifyResult(
+            False,
+            count,
+            f"chain head says seq {head_seq} but the last row is "
+            f"seq {count}: newest row(s) deleted or head edited",
+        )
+    return VerifyResult(True, count)

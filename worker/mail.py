@@ -1,0 +1,189 @@
+"""``InboundMail``: the parsed, typed view of one raw message, built for the decision path.
+
+The raw bytes stay the source of truth; this view is rebuilt from them whenever needed. On
+the hot path only the header block is parsed (with the lenient ``compat32`` rules, which
+never refuse a header); the body is decoded by mail-parser only when a rule asks for
+``body_text``. Nothing here raises on bad input: a message that cannot be read becomes an
+``InboundMail`` with ``parse_error`` set, and the quarantine rule decides it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy as email_policy
+from email.header import decode_header, make_header
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses, parseaddr
+from functools import cached_property
+
+import mailparser
+
+_MSGID = re.compile(r"<([^<>\s]{1,500}@[^<>\s]{1,255})>")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
+
+
+def clean_text(value: str, limit: int = 998) -> str:
+    """Collapse control characters (CR, LF, NUL…) so a value can never start a new header."""
+    return _CONTROL.sub(" ", value).strip()[:limit]
+
+
+def normalize_address(value: str | None) -> str:
+    """Lower-case bare address (``local@domain``) or ``""`` for the null or a broken address."""
+    if not value:
+        return ""
+    value = value.strip()
+    if value in ("<>", ""):
+        return ""
+    _, addr = parseaddr(value)
+    addr = clean_text(addr).strip("<>").lower()
+    if addr.count("@") != 1 or " " in addr:
+        return ""
+    return addr
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def message_ids(value: str | None) -> list[str]:
+    """Every ``<id@host>`` token of a Message-ID, In-Reply-To or References header."""
+    if not value:
+        return []
+    return [f"<{m}>" for m in _MSGID.findall(value)]
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the transport knows beside the bytes: SMTP envelope, channel, receipt time."""
+
+    mail_from: str  # "" is the null sender <>
+    rcpt_tos: tuple[str, ...]
+    channel: str
+    received_at: datetime
+
+
+@dataclass
+class InboundMail:
+    """A raw message and the header fields the policy rules read."""
+
+    raw: bytes
+    headers: Message | None = None
+    parse_error: str | None = None
+    defects: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> InboundMail:
+        mail = cls(raw=raw)
+        try:
+            mail.headers = BytesHeaderParser(policy=email_policy.compat32).parsebytes(raw)
+            mail.defects = [type(d).__name__ for d in mail.headers.defects]
+            if not any(True for _ in mail.headers):
+                mail.parse_error = "no header fields"
+        except Exception as exc:  # the stdlib parser has known crashes on hostile input
+            mail.parse_error = f"unreadable header block: {type(exc).__name__}"
+        return mail
+
+    @cached_property
+    def raw_sha256(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header, decoded from RFC 2047 and stripped of CR/LF."""
+        values = self.header_all(name)
+        return values[0] if values else None
+
+    def header_all(self, name: str) -> list[str]:
+        if self.headers is None:
+            return []
+        try:
+            raw_values = self.headers.get_all(name) or []
+        except Exception:
+            return []
+        return [_decode(v) for v in raw_values]
+
+    def has_header(self, name: str) -> bool:
+        return self.headers is not None and name in self.headers
+
+    def header_names(self) -> list[str]:
+        if self.headers is None:
+            return []
+        return [str(k) for k in self.headers]
+
+    @cached_property
+    def subject(self) -> str:
+        return clean_text(self.header("Subject") or "")
+
+    @cached_property
+    def message_id(self) -> str | None:
+        ids = message_ids(self.header("Message-ID"))
+        return ids[0] if ids else None
+
+    @cached_property
+    def dedup_key(self) -> str:
+        """Message-ID when present (the MTA's identity of a message), else the raw digest."""
+        if self.message_id:
+            return "mid:" + self.message_id.lower()
+        return "sha256:" + self.raw_sha256
+
+    @cached_property
+    def from_address(self) -> str:
+        return normalize_address(self.header("From"))
+
+    @cached_property
+    def return_path(self) -> str | None:
+        """The Return-Path address; ``""`` for ``<>``; ``None`` when the header is absent."""
+        value = self.header("Return-Path")
+        if value is None:
+            return None
+        return normalize_address(value)
+
+    @cached_property
+    def references(self) -> list[str]:
+        return message_ids(self.header("In-Reply-To")) + message_ids(self.header("References"))
+
+    def addresses(self, *names: str) -> list[str]:
+        values: list[str] = []
+        for name in names:
+            values.extend(self.header_all(name))
+        found = (normalize_address(addr) for _, addr in getaddresses(values))
+        return [addr for addr in found if addr]
+
+    @cached_property
+    def content_type(self) -> str:
+        if self.headers is None:
+            return "text/plain"
+        try:
+            return self.headers.get_content_type()
+        except Exception:
+            return "text/plain"
+
+    @cached_property
+    def body_text(self) -> str:
+        """The plain-text body (HTML stripped to text when there is no plain part).
+
+        Decoded lazily with mail-parser, which copes with lying charsets; a body it cannot
+        read is the empty string, so the language rule abstains instead of failing.
+        """
+        try:
+            parsed = mailparser.parse_from_bytes(self.raw)
+            parts = parsed.text_plain
+            if parts:
+                return "\n".join(str(p) for p in parts)
+            html = "\n".join(str(p) for p in (parsed.text_html or []))
+            return re.sub(r"<[^>]+>", " ", html)
+        except Exception:
+            return ""
+
+
+def _decode(value: object) -> str:
+    text = str(value)
+    if "=?" not in text:
+        return clean_text(text, 10_000) if ("\r" in text or "\n" in text) else text
+    try:
+        return clean_text(str(make_header(decode_header(text))), 10_000)
+    except Exception:  # a broken encoded-word: keep the raw text, still without CR/LF
+        return clean_text(text, 10_000)

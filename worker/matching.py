@@ -1,0 +1,114 @@
+"""Finding the ticket a message refers to: signed addresses, minted Message-IDs, subject tags.
+
+The methods are tried in the SPEC's order and the first verified hit wins. A signed reference
+whose tag does not verify carries no authority: it still names a ticket, but like a subject
+tag it then needs a sender who belongs to the ticket, so nobody reaches a ticket by guessing
+its number or by editing a token.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from worker.mail import InboundMail, domain_of
+from worker.policy.document import Matching
+from worker.tokens import ReplyTokens
+
+
+@dataclass(frozen=True)
+class TicketReference:
+    """A ticket id and how it was found; ``signed`` means a verified HMAC tag."""
+
+    ticket: str
+    method: str  # reply_address | message_id | subject_tag
+    signed: bool
+    detail: str
+
+
+def normalize_ticket_id(value: str) -> str:
+    """Ticket ids compare as written, except that numeric ids ignore leading zeros."""
+    value = value.strip()
+    return (value.lstrip("0") or "0") if value.isdigit() else value
+
+
+@lru_cache(maxsize=32)
+def _prefix_pattern(prefixes: tuple[str, ...]) -> re.Pattern[str]:
+    words = "|".join(re.escape(p) for p in sorted(set(prefixes), key=len, reverse=True))
+    # "Re:", "RE :", "Re[2]:", "Re^2:", "Re(2):", full-width colon; repeated any number of times.
+    return re.compile(
+        rf"^(?:\s*(?:{words})\s*(?:\[\d+\]|\^\d+|\(\d+\))?\s*[:：])+\s*", re.IGNORECASE
+    )
+
+
+def strip_reply_prefixes(subject: str, prefixes: list[str]) -> str:
+    """The subject without its leading reply/forward prefixes (``Re: AW: Fwd:`` …)."""
+    return _prefix_pattern(tuple(prefixes)).sub("", subject, count=1)
+
+
+@lru_cache(maxsize=32)
+def _tag_pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def find_reference(
+    mail: InboundMail,
+    recipients: list[str],
+    matching: Matching,
+    tokens: ReplyTokens,
+    support_domains: list[str],
+) -> tuple[TicketReference | None, list[str]]:
+    """The first reference found, and a note for each method tried (for the trace)."""
+    notes: list[str] = []
+    unverified: TicketReference | None = None
+
+    if matching.signed_reply_address:
+        candidates = list(recipients)
+        candidates += mail.addresses("To", "Cc", "Delivered-To", "X-Original-To")
+        found = None
+        for address in candidates:
+            if domain_of(address) not in support_domains:
+                continue
+            signed = tokens.parse_address(address)
+            if signed is None:
+                continue
+            if signed.valid:
+                found = TicketReference(signed.ticket, "reply_address", True, address)
+                break
+            unverified = unverified or TicketReference(
+                normalize_ticket_id(signed.ticket), "reply_address", False, f"bad tag in {address}"
+            )
+        if found:
+            notes.append(f"reply_address: valid signed address for ticket {found.ticket}")
+            return found, notes
+        notes.append(
+            "reply_address: none"
+            if unverified is None
+            else f"reply_address: tag does not verify for ticket {unverified.ticket}"
+        )
+
+    if matching.signed_message_id:
+        bad = None
+        for message_id in mail.references:
+            signed = tokens.parse_message_id(message_id, support_domains)
+            if signed is None:
+                continue
+            if signed.valid:
+                notes.append(f"message_id: minted Message-ID for ticket {signed.ticket}")
+                return TicketReference(signed.ticket, "message_id", True, message_id), notes
+            bad = bad or TicketReference(signed.ticket, "message_id", False, "bad tag")
+        if bad is not None:
+            unverified = unverified or bad
+            notes.append(f"message_id: tag does not verify for ticket {bad.ticket}")
+        else:
+            notes.append("message_id: none")
+
+    subject = strip_reply_prefixes(mail.subject, matching.reply_prefixes)
+    match = _tag_pattern(matching.subject_tag).search(subject)
+    if match:
+        ticket = normalize_ticket_id(match["ticket"])
+        notes.append(f"subject_tag: ticket {ticket}")
+        return TicketReference(ticket, "subject_tag", False, match.group(0)), notes
+    notes.append("subject_tag: none")
+    return unverified, notes

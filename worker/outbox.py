@@ -1,0 +1,50 @@
+"""The outbox: replies committed with their decision, then handed on.
+
+Without ``MAILGATE_RELAY_URL`` each queued row is written to ``<data dir>/outbox/`` as an
+``.eml`` file right after the decision commits, by whichever command decided it. The file
+name is the row id, written to a temporary name and renamed, so a crash between writing and
+marking the row rewrites the same file instead of creating a second reply.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from worker.clock import utcnow
+from worker.store.db import transaction
+from worker.store.models import OutboxRow
+
+
+def spool_file(directory: Path, row_id: int) -> Path:
+    return directory / f"{row_id:010d}.eml"
+
+
+def spool_pending(engine: Engine, directory: Path, ids: list[int] | None = None) -> int:
+    """Write queued rows (all, or just ``ids``) to the spool; returns how many were written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with transaction(engine) as session:
+        statement = select(OutboxRow).where(col(OutboxRow.status) == "queued")
+        if ids is not None:
+            statement = statement.where(col(OutboxRow.id).in_(ids))
+        rows = session.scalars(statement.order_by(col(OutboxRow.id))).all()
+        for row in rows:
+            assert row.id is not None
+            target = spool_file(directory, row.id)
+            temporary = target.with_suffix(".tmp")
+            envelope = f"X-Mailgate-Envelope-From: <{row.mail_from}>\r\n"
+            envelope += f"X-Mailgate-Envelope-To: <{row.rcpt_to}>\r\n"
+            with temporary.open("wb") as handle:
+                handle.write(envelope.encode() + row.body)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+            row.status = "spooled"
+            row.done_at = utcnow()
+            row.attempts += 1
+            written += 1
+    return written

@@ -1,0 +1,345 @@
+"""The heart of mailgate: ``decide`` a raw message, then ``record`` it in one transaction.
+
+Every transport (SMTP/LMTP, IMAP, pipe, replay) calls ``Mailgate.ingest`` and turns its
+result into its own answer. ``decide`` only reads (tickets, earlier decisions); ``record``
+writes the raw bytes, the decision with its audit-chain link, the reply-ledger claim and
+the outbox row together, or nothing. A message that loses the race on ``dedup_key`` is
+recorded as ``duplicate`` instead, so replaying the same message decides it once and
+answers it once. ``explain`` runs ``decide`` alone and writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from email.policy import SMTP
+from typing import Any
+
+import sqlalchemy.exc
+import structlog
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from worker.audit import row_digest
+from worker.clock import utcnow
+from worker.decision import Decision
+from worker.errors import TransientError
+from worker.mail import Envelope, InboundMail, domain_of
+from worker.outbox import spool_pending
+from worker.policy.chain import run_chain
+from worker.policy.context import RuleContext
+from worker.policy.document import Policy, PolicySet
+from worker.replies import ReplyPlan, build_reply, plan_reply
+from worker.settings import Settings
+from worker.store.db import TRANSIENT_DB_ERRORS, make_engine, migrate, transaction
+from worker.store.models import DecisionRow, OutboxRow
+from worker.store.repository import (
+    StoreDirectory,
+    claim_reply_slot,
+    lock_chain_head,
+    reply_slot_free,
+    store_raw,
+)
+from worker.tokens import ReplyTokens
+
+log = structlog.get_logger("mailgate.decision")
+
+
+@dataclass
+class Pending:
+    """A decision not yet recorded, with what ``record`` needs to write alongside it."""
+
+    decision: Decision
+    dedup_key: str | None  # None for a duplicate: only the first decision holds the key
+    raw: bytes
+    plan: ReplyPlan
+    reply_bytes: bytes | None
+    reply_message_id: str | None
+    window: timedelta
+
+
+class Mailgate:
+    """One configured instance: settings, policies, database, token keys."""
+
+    def __init__(
+        self, settings: Settings, policies: PolicySet, engine: Engine, tokens: ReplyTokens
+    ) -> None:
+        self.settings = settings
+        self.policies = policies
+        self.engine = engine
+        self.tokens = tokens
+        # Reads take no write lock on SQLite (plain BEGIN), writes use BEGIN IMMEDIATE.
+        self.read_engine = engine.execution_options(mailgate_read=True)
+
+    @classmethod
+    def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Mailgate:
+        policies = PolicySet.load(settings.policy_dir)
+        engine = make_engine(settings.effective_database_url)
+        if migrate_schema:
+            try:
+                migrate(engine)
+            except TRANSIENT_DB_ERRORS as exc:
+                raise TransientError(f"database unavailable: {exc.orig}") from exc
+        return cls(settings, policies, engine, ReplyTokens(settings.resolved_reply_secret()))
+
+    def support_domains(self, policy: Policy | None) -> list[str]:
+        if self.settings.support_domains:
+            return list(self.settings.support_domains)
+        if policy is not None:
+            return [d.lower() for d in policy.document.support_domains]
+        return sorted(
+            {d.lower() for p in self.policies.policies for d in p.document.support_domains}
+        )
+
+    def default_recipients(self, mail: InboundMail, policy: Policy | None) -> list[str]:
+        domains = self.support_domains(policy)
+        return [a for a in mail.addresses("To", "Cc") if domain_of(a) in domains]
+
+    # -- deciding ------------------------------------------------------------------------
+
+    def decide(
+        self,
+        raw: bytes,
+        envelope: Envelope,
+        session: Session | None = None,
+        *,
+        reject_in_dialogue: bool = False,
+    ) -> Pending:
+        """Run the policy in force over the message; reads the store, writes nothing."""
+        if session is None:
+            try:
+                with Session(self.read_engine) as own:
+                    return self.decide(raw, envelope, own, reject_in_dialogue=reject_in_dialogue)
+            except TRANSIENT_DB_ERRORS as exc:
+                raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
+        mail = InboundMail.from_bytes(raw)
+        policy = self.policies.in_force(envelope.received_at)
+        domains = self.support_domains(policy)
+        recipients = list(envelope.rcpt_tos) or self.default_recipients(mail, policy)
+        envelope = replace(envelope, rcpt_tos=tuple(recipients))
+        directory = StoreDirectory(session)
+        ticket: str | None = None
+        if policy is None:
+            earlier = directory.decided(mail.dedup_key)
+            when = envelope.received_at.isoformat()
+            if earlier is not None:
+                decision_name, rule = "duplicate", "duplicate"
+                trace = [
+                    {
+                        "rule": "duplicate",
+                        "hit": True,
+                        "reason": f"already decided as decision #{earlier}",
+                    }
+                ]
+            else:
+                decision_name, rule = "quarantined", "policy_in_force"
+                trace = [
+                    {
+                        "rule": "policy_in_force",
+                        "hit": True,
+                        "reason": f"no policy in force at {when}",
+                    }
+                ]
+        else:
+            ctx = RuleContext(
+                mail=mail,
+                envelope=envelope,
+                policy=policy,
+                directory=directory,
+                tokens=self.tokens,
+                support_domains=domains,
+                max_message_bytes=self.settings.max_message_bytes,
+            )
+            result = run_chain(ctx)
+            decision_name, rule, trace = result.decision, result.rule, result.trace
+            if ctx.reference is not None:
+                ticket = ctx.reference.ticket
+        dedup_key: str | None = mail.dedup_key
+        duplicate_of = None
+        if decision_name == "duplicate":
+            duplicate_of, dedup_key = directory.decided(mail.dedup_key), None
+        plan = plan_reply(
+            decision_name, mail, envelope.mail_from, recipients, policy, domains, envelope.channel
+        )
+        if reject_in_dialogue and decision_name.startswith("rejected_"):
+            # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.
+            plan = ReplyPlan("smtp_rejected", "reject_mode_smtp")
+        reply_bytes = reply_id = None
+        if plan.status == "queued" and policy is not None and plan.recipient:
+            reply = build_reply(
+                decision=decision_name,
+                mail=mail,
+                recipient=plan.recipient,
+                policy=policy,
+                support_domains=domains,
+                ticket=ticket,
+            )
+            reply_bytes = reply.as_bytes(policy=SMTP)
+            reply_id = str(reply["Message-ID"])
+        window = timedelta(hours=policy.document.replies.window_hours if policy else 24)
+        decision = Decision(
+            decision=decision_name,
+            rule=rule,
+            policy=policy.id if policy else None,
+            policy_sha256=policy.sha256 if policy else None,
+            ticket=ticket,
+            reply={"status": plan.status, "reason": plan.reason},
+            message_id=mail.message_id,
+            raw_sha256=mail.raw_sha256,
+            envelope_from=envelope.mail_from,
+            recipients=recipients,
+            received_at=envelope.received_at,
+            channel=envelope.channel,
+            trace=trace,
+            duplicate_of=duplicate_of,
+        )
+        return Pending(decision, dedup_key, raw, plan, reply_bytes, reply_id, window)
+
+    def explain(self, raw: bytes, envelope: Envelope) -> Decision:
+        """The decision and trace a message would get now, with the rate limit read only."""
+        with Session(self.read_engine) as session:
+            pending = self.decide(raw, envelope, session)
+            decision = pending.decision
+            if pending.plan.status == "queued" and pending.plan.recipient:
+                free = reply_slot_free(
+                    session,
+                    pending.plan.recipient.lower(),
+                    pending.plan.reason or "",
+                    utcnow(),
+                    pending.window,
+                )
+                if not free:
+                    decision.reply = {"status": "suppressed", "reason": "rate_limited"}
+        return decision
+
+    # -- recording -----------------------------------------------------------------------
+
+    def record(self, pending: Pending) -> Decision:
+        """Commit the decision with everything that belongs to it; duplicates become one."""
+        try:
+            return self._write(pending)
+        except _AlreadyDecided as exc:
+            # Looked up only after the failed transaction rolled back and released its lock.
+            original = _original_id(self.read_engine, pending.dedup_key)
+            if original is None:
+                raise TransientError("decision write conflicted; retry") from exc
+            return self._write(_as_duplicate(pending, original))
+
+    def _write(self, pending: Pending) -> Decision:
+        decision = replace(pending.decision, reply=dict(pending.decision.reply))
+        now = utcnow()
+        try:
+            with transaction(self.engine) as session:
+                store_raw(session, decision.raw_sha256, pending.raw)
+                head = lock_chain_head(session)
+                if pending.plan.status == "queued" and pending.reply_bytes is not None:
+                    assert pending.plan.recipient is not None
+                    if not claim_reply_slot(
+                        session,
+                        pending.plan.recipient.lower(),
+                        pending.plan.reason or decision.decision,
+                        now,
+                        pending.window,
+                    ):
+                        decision.reply = {"status": "suppressed", "reason": "rate_limited"}
+                fields: dict[str, Any] = {
+                    "seq": head.seq + 1,
+                    "dedup_key": pending.dedup_key,
+                    "decision": decision.decision,
+                    "rule": decision.rule,
+                    "policy": decision.policy,
+                    "policy_sha256": decision.policy_sha256,
+                    "ticket": decision.ticket,
+                    "reply_status": decision.reply["status"],
+                    "reply_reason": decision.reply["reason"],
+                    "message_id": decision.message_id,
+                    "raw_sha256": decision.raw_sha256,
+                    "envelope_from": decision.envelope_from,
+                    "recipients": decision.recipients,
+                    "received_at": decision.received_at,
+                    "decided_at": now,
+                    "channel": decision.channel,
+                    "trace": decision.trace,
+                    "duplicate_of": decision.duplicate_of,
+                }
+                digest = row_digest(head.digest, fields)
+                row = DecisionRow(**fields, prev_digest=head.digest, digest=digest)
+                session.add(row)
+                try:
+                    session.flush()
+                except sqlalchemy.exc.IntegrityError as exc:
+                    raise _AlreadyDecided() from exc
+                head.seq, head.digest = row.seq, digest
+                if decision.reply["status"] == "queued" and pending.reply_bytes is not None:
+                    assert row.id is not None and pending.plan.recipient is not None
+                    outbox = OutboxRow(
+                        decision_id=row.id,
+                        kind="auto_reply",
+                        mail_from="",
+                        rcpt_to=pending.plan.recipient,
+                        message_id=pending.reply_message_id or "",
+                        body=pending.reply_bytes,
+                        created_at=now,
+                        next_attempt_at=now,
+                    )
+                    session.add(outbox)
+                    session.flush()
+                    assert outbox.id is not None
+                    decision.outbox_ids = [outbox.id]
+                decision.id, decision.seq = row.id, row.seq
+        except _AlreadyDecided:
+            raise
+        except sqlalchemy.exc.IntegrityError as exc:
+            raise TransientError(f"database refused the write: {type(exc.orig).__name__}") from exc
+        return decision
+
+    def ingest(
+        self, raw: bytes, envelope: Envelope, *, reject_in_dialogue: bool = False
+    ) -> Decision:
+        """Decide, record, log the canonical line, and spool any reply when no relay is set."""
+        pending = self.decide(raw, envelope, reject_in_dialogue=reject_in_dialogue)
+        decision = self.record(pending)
+        log.info("decision", **decision.as_dict())
+        if decision.outbox_ids and not self.settings.relay_url:
+            try:
+                spool_pending(self.engine, self.settings.outbox_dir, decision.outbox_ids)
+            except (OSError, TransientError) as exc:
+                # The reply is committed in the outbox; the next run of any command spools it.
+                log.warning("outbox_spool_deferred", error=str(exc))
+        return decision
+
+
+class _AlreadyDecided(Exception):
+    """The unique constraint on ``dedup_key`` found an earlier decision of this message."""
+
+
+def _original_id(engine: Engine, dedup_key: str | None) -> int | None:
+    if dedup_key is None:
+        return None
+    with Session(engine) as session:
+        return StoreDirectory(session).decided(dedup_key)
+
+
+def _as_duplicate(pending: Pending, original_id: int) -> Pending:
+    decision = replace(
+        pending.decision,
+        decision="duplicate",
+        rule="duplicate",
+        reply={"status": "suppressed", "reason": "duplicate"},
+        duplicate_of=original_id,
+        trace=[
+            *pending.decision.trace,
+            {
+                "rule": "duplicate",
+                "hit": True,
+                "reason": f"decided concurrently as decision #{original_id}",
+            },
+        ],
+    )
+    return replace(
+        pending,
+        decision=decision,
+        dedup_key=None,
+        plan=ReplyPlan("suppressed", "duplicate"),
+        reply_bytes=None,
+    )

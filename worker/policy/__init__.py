@@ -1,0 +1,1 @@
+"""Channel policies: versioned TOML documents, the rules they configure, and the chain."""

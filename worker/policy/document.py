@@ -1,0 +1,222 @@
+"""The policy document schema and the set of versions loaded from ``MAILGATE_POLICY_DIR``.
+
+A policy is data: one TOML file per version with its id, effective date, SLA source, portal
+URL, matching patterns, windows, rule switches and reply templates. Loading validates every
+file with pydantic and renders every template once, so a broken document is refused at
+start-up with the file, the key and the problem, never at the first message. The version in
+force for a message is the newest one whose ``effective_from`` is not after its receipt.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import re
+import string
+import tomllib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from worker.errors import ConfigError
+
+REPLY_DECISIONS = (
+    "rejected_new_ticket",
+    "rejected_unknown_ticket",
+    "rejected_closed_ticket",
+    "rejected_unauthorized_sender",
+    "rejected_language",
+    "accepted_followup",
+)
+TEMPLATE_FIELDS = ("portal_url", "source_title", "source_url", "policy_id", "ticket", "subject")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    document: str
+    section: str
+    updated: str
+    url: str
+
+
+class Matching(_Strict):
+    signed_reply_address: bool = True
+    signed_message_id: bool = True
+    subject_tag: str = r"\[Ticket#(?P<ticket>\d{1,12})\]"
+    reply_prefixes: list[str] = Field(min_length=1)
+
+    @field_validator("subject_tag")
+    @classmethod
+    def _has_ticket_group(cls, value: str) -> str:
+        try:
+            pattern = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if "ticket" not in pattern.groupindex:
+            raise ValueError("needs a named group (?P<ticket>…)")
+        return value
+
+
+class Tickets(_Strict):
+    reopen_window_days: int = Field(ge=0)
+    authorized_senders: Literal["participants", "participants_or_domains"]
+
+
+class Language(_Strict):
+    enabled: bool = False
+    ticket_kinds: list[Literal["technical", "customer_care"]] = ["customer_care"]
+    accepted: list[str] = ["en"]
+    min_letters: int = Field(default=20, ge=1)
+    min_confidence: float = Field(default=0.5, gt=0, le=1)
+
+
+class Replies(_Strict):
+    window_hours: float = Field(default=24, gt=0)
+    from_name: str = "Support"
+    templates: dict[str, str]
+
+    @field_validator("templates")
+    @classmethod
+    def _known_decisions(cls, value: dict[str, str]) -> dict[str, str]:
+        for decision in value:
+            if decision not in REPLY_DECISIONS:
+                raise ValueError(f"no reply is defined for decision {decision!r}")
+        return value
+
+
+class PolicyDocument(_Strict):
+    """One policy version exactly as its TOML file states it."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")
+    title: str
+    effective_from: datetime
+    source: Source
+    portal_url: str = Field(pattern=r"^https://\S+$")
+    support_domains: list[str] = Field(min_length=1)
+    support_local_part: str = Field(default="support", pattern=r"^[a-z0-9._-]+$")
+    matching: Matching
+    tickets: Tickets
+    language: Language = Language()
+    replies: Replies
+
+    @field_validator("effective_from")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A loaded version: the document, its file digest, and its rendered-ready templates."""
+
+    document: PolicyDocument
+    path: Path
+    sha256: str
+    templates: dict[str, string.Template]
+
+    @property
+    def id(self) -> str:
+        return self.document.id
+
+    def render(self, decision: str, **values: str) -> str | None:
+        template = self.templates.get(decision)
+        if template is None:
+            return None
+        doc = self.document
+        fields = {
+            "portal_url": doc.portal_url,
+            "source_title": f'{doc.source.document}, section "{doc.source.section}" '
+            f"(updated {doc.source.updated})",
+            "source_url": doc.source.url,
+            "policy_id": doc.id,
+            "ticket": "",
+            "subject": "",
+        }
+        fields.update(values)
+        return template.substitute(fields)
+
+
+def _describe(path: Path, error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(document)"
+    return f"policy {path}: key {key}: {first['msg']}"
+
+
+def load_policy(path: Path) -> Policy:
+    """Load and validate one policy file; raise ``ConfigError`` naming file, key, problem."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"policy {path}: cannot read: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"policy {path}: not valid TOML: {exc}") from None
+    try:
+        document = PolicyDocument.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, exc)) from None
+    templates: dict[str, string.Template] = {}
+    for decision, relative in document.replies.templates.items():
+        template_path = (path.parent / relative).resolve()
+        try:
+            text = template_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            raise ConfigError(
+                f"policy {path}: key replies.templates.{decision}: cannot read {relative}"
+            ) from None
+        template = string.Template(text)
+        try:
+            template.substitute({name: "x" for name in TEMPLATE_FIELDS})
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(
+                f"policy {path}: key replies.templates.{decision}: template {relative} uses "
+                f"unknown placeholder {exc}; known: {', '.join(TEMPLATE_FIELDS)}"
+            ) from None
+        templates[decision] = template
+    return Policy(document, path, hashlib.sha256(data).hexdigest(), templates)
+
+
+class PolicySet:
+    """Every version found in a directory, ordered by ``effective_from``."""
+
+    def __init__(self, policies: list[Policy]) -> None:
+        self.policies = sorted(policies, key=lambda p: p.document.effective_from)
+        self._starts = [p.document.effective_from for p in self.policies]
+
+    @classmethod
+    def load(cls, directory: Path) -> PolicySet:
+        if not directory.is_dir():
+            raise ConfigError(f"policy directory {directory} not found (MAILGATE_POLICY_DIR)")
+        files = sorted(directory.glob("*.toml"))
+        if not files:
+            raise ConfigError(f"policy directory {directory} holds no *.toml policy")
+        policies = [load_policy(path) for path in files]
+        seen: dict[str, Path] = {}
+        starts: dict[datetime, Path] = {}
+        for policy in policies:
+            if policy.id in seen:
+                raise ConfigError(
+                    f"policy {policy.path}: key id: {policy.id!r} already used by {seen[policy.id]}"
+                )
+            when = policy.document.effective_from
+            if when in starts:
+                raise ConfigError(
+                    f"policy {policy.path}: key effective_from: same date as {starts[when]}"
+                )
+            seen[policy.id] = policy.path
+            starts[when] = policy.path
+        return cls(policies)
+
+    def in_force(self, at: datetime) -> Policy | None:
+        index = bisect.bisect_right(self._starts, at)
+        return self.policies[index - 1] if index else None
+
+    def by_id(self, policy_id: str) -> Policy | None:
+        return next((p for p in self.policies if p.id == policy_id), None)

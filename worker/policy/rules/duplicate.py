@@ -1,0 +1,19 @@
+"""``duplicate``: the same message (Message-ID, else raw digest) was already decided.
+
+This rule makes ``explain`` and the trace honest; the guarantee itself is the unique
+constraint on ``decision.dedup_key``, which catches the race this read cannot.
+"""
+
+from worker.policy.context import RuleContext
+from worker.policy.rules import Verdict
+
+
+class Duplicate:
+    name = "duplicate"
+    description = "a message already decided is never decided or answered again"
+
+    def check(self, ctx: RuleContext) -> Verdict:
+        earlier = ctx.directory.decided(ctx.mail.dedup_key)
+        if earlier is None:
+            return Verdict.miss(f"first time for {ctx.mail.dedup_key[:80]}")
+        return Verdict(True, f"already decided as decision #{earlier}", "duplicate")

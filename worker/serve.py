@@ -1,0 +1,143 @@
+"""``mailgate serve``: the listeners, the outbox worker and a clean shutdown, in one loop.
+
+Start-up either completes (one ``mailgate_started`` line saying what listens where and which
+policy is in force) or stops with one clear line: a bad setting, a broken policy, an
+unreachable database or a port already taken. SIGTERM/SIGINT stop accepting connections,
+let in-flight messages finish their commit, and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+import structlog
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP
+
+from worker.clock import utcnow
+from worker.errors import ConfigError
+from worker.ingress.smtp import GateHandler
+from worker.outbox import spool_pending
+from worker.pipeline import Mailgate
+
+log = structlog.get_logger("mailgate.serve")
+SESSION_TIMEOUT = 300.0  # seconds of client silence before the session is closed
+OUTBOX_INTERVAL = 5.0
+
+
+class Server:
+    """The running service; ``run`` returns when a stop signal has been handled."""
+
+    def __init__(self, gate: Mailgate, workers: int = 16) -> None:
+        self.gate = gate
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decide")
+        self.handlers: list[GateHandler] = []
+        self.servers: list[asyncio.base_events.Server] = []
+        self.stopping = asyncio.Event()
+
+    async def start(self) -> list[str]:
+        settings = self.gate.settings
+        listening = []
+        for channel, protocol in (("smtp", SMTP), ("lmtp", LMTP)):
+            address = settings.listen_address(channel)
+            if address is None:
+                continue
+            handler = GateHandler(self.gate, self.executor, channel)
+            factory = partial(
+                protocol,
+                handler,
+                data_size_limit=settings.max_message_bytes,
+                enable_SMTPUTF8=True,
+                decode_data=False,
+                hostname=self._hostname(),
+                timeout=SESSION_TIMEOUT,
+            )
+            loop = asyncio.get_running_loop()
+            try:
+                server = await loop.create_server(
+                    factory, host=address[0], port=address[1], reuse_address=True
+                )
+            except OSError as exc:
+                await self.close()
+                name = f"MAILGATE_{channel.upper()}_LISTEN"
+                raise ConfigError(
+                    f"cannot listen on {address[0]}:{address[1]} ({name}): {exc.strerror or exc}"
+                ) from None
+            self.handlers.append(handler)
+            self.servers.append(server)
+            port = server.sockets[0].getsockname()[1]
+            listening.append(f"{channel}://{address[0]}:{port}")
+        return listening
+
+    def _hostname(self) -> str:
+        domains = self.gate.support_domains(self.gate.policies.in_force(utcnow()))
+        return f"mailgate.{domains[0]}" if domains else "mailgate"
+
+    async def outbox_loop(self) -> None:
+        """Spool what a crash left queued; the relay dispatcher replaces this when set."""
+        while not self.stopping.is_set():
+            if not self.gate.settings.relay_url:
+                try:
+                    await asyncio.get_running_loop().run_in_executor(
+                        self.executor,
+                        spool_pending,
+                        self.gate.engine,
+                        self.gate.settings.outbox_dir,
+                    )
+                except Exception as exc:
+                    log.warning("outbox_spool_failed", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), OUTBOX_INTERVAL)
+
+    async def close(self) -> None:
+        for server in self.servers:
+            server.close()
+        for handler in self.handlers:
+            await handler.idle.wait()  # in-flight decisions finish their commit
+        for server in self.servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 5)
+        self.executor.shutdown(wait=True)
+
+    async def run(
+        self, *, install_signals: bool = True, started: asyncio.Future[list[str]] | None = None
+    ) -> None:
+        listening = await self.start()
+        loop = asyncio.get_running_loop()
+        if install_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self.stopping.set)
+        policy = self.gate.policies.in_force(utcnow())
+        log.info(
+            "mailgate_started",
+            listening=listening,
+            policy=policy.id if policy else None,
+            policy_sha256=policy.sha256 if policy else None,
+            database=_redact(self.gate.settings.effective_database_url),
+            reject_mode=self.gate.settings.reject_mode,
+            outbox="relay" if self.gate.settings.relay_url else str(self.gate.settings.outbox_dir),
+        )
+        outbox = asyncio.create_task(self.outbox_loop())
+        if started is not None:
+            started.set_result(listening)
+        await self.stopping.wait()
+        log.info("mailgate_stopping", in_flight=sum(h.in_flight for h in self.handlers))
+        await self.close()
+        await outbox
+        log.info("mailgate_stopped")
+
+
+def _redact(url: str) -> str:
+    """Database URL without its password, for the start-up line."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def serve(gate: Mailgate, **options: Any) -> None:
+    asyncio.run(Server(gate, **options).run())

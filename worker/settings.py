@@ -1,0 +1,171 @@
+"""Every setting of mailgate in one place, read once and validated at start-up.
+
+Settings come from ``MAILGATE_*`` environment variables or from a TOML file given with
+``--config`` (keys are the setting names without the prefix, in lower case); the environment
+wins. A bad value raises ``ConfigError`` whose message names the setting and the problem, so
+start-up fails with one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.errors import ConfigError
+
+DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+
+
+def _split_hostport(value: str, name: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+class Settings(BaseSettings):
+    """The validated settings; field names are the ``MAILGATE_`` variables in lower case."""
+
+    model_config = SettingsConfigDict(env_prefix="MAILGATE_", extra="forbid")
+
+    data_dir: Path = Path("./var")
+    database_url: str | None = None
+    policy_dir: Path = Path("./policies")
+    smtp_listen: str | None = "127.0.0.1:2525"
+    lmtp_listen: str | None = None
+    http_listen: str | None = "127.0.0.1:8025"
+    support_domains: list[str] | None = None
+    relay_url: str | None = None
+    reply_secret: str | None = None
+    imap_url: str | None = None
+    reject_mode: Literal["reply", "smtp"] = "reply"
+    trusted_authserv_id: str | None = None
+    max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
+    api_token: str | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("support_domains", mode="before")
+    @classmethod
+    def _split_domains(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.replace(";", ",").split(",")]
+        if isinstance(value, list):
+            domains = [str(d).strip().lower().lstrip("@") for d in value if str(d).strip()]
+            for domain in domains:
+                if "." not in domain or " " in domain or "@" in domain:
+                    raise ValueError(f"not a domain: {domain!r}")
+            return domains or None
+        return value
+
+    @field_validator("smtp_listen", "lmtp_listen", "http_listen")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value in (None, "", "off", "none"):
+            return None
+        assert value is not None
+        _split_hostport(value, "listen")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        scheme = urlsplit(value).scheme
+        if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
+            raise ValueError("expected sqlite:///… or postgresql+psycopg://…")
+        if scheme in ("postgresql", "postgres"):
+            # psycopg 3 is the driver we ship; plain postgresql:// would pick psycopg2.
+            return "postgresql+psycopg" + value[len(scheme) :]
+        return value
+
+    @field_validator("relay_url")
+    @classmethod
+    def _check_relay(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("expected smtp://host:port or smtps://host:port")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'mailgate.db').resolve()}"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    def listen_address(self, which: str) -> tuple[str, int] | None:
+        value = getattr(self, f"{which}_listen")
+        return None if value is None else _split_hostport(value, which)
+
+    def resolved_reply_secret(self) -> bytes:
+        """The HMAC key: the setting, else a per-installation key kept in the data dir.
+
+        Generating one on first use keeps the embedded quick start working; replicas must
+        share ``MAILGATE_REPLY_SECRET`` so that each verifies the others' tokens.
+        """
+        if self.reply_secret:
+            return self.reply_secret.encode()
+        path = self.data_dir / "reply-secret"
+        try:
+            return path.read_bytes().strip()
+        except FileNotFoundError:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_hex(32).encode()
+            try:
+                with path.open("xb") as handle:
+                    handle.write(key)
+                path.chmod(0o600)
+            except FileExistsError:
+                return path.read_bytes().strip()
+            return key
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"]) or "?"
+    name = f"MAILGATE_{loc.upper()}"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        return f"unknown setting {name}"
+    return f"bad setting {name}: {message}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings once; raise ``ConfigError`` naming the first bad one."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {config_file} not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {config_file}: {exc}") from None
+        values = {key.lower().removeprefix("mailgate_"): value for key, value in values.items()}
+    values.update(overrides)
+    try:
+        settings = _SettingsWithFile(**values) if values else Settings()
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    return settings
+
+
+class _SettingsWithFile(Settings):
+    """Settings where the environment still overrides values from the config file."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: Any, init_settings: Any, env_settings: Any, *args: Any, **kwargs: Any
+    ) -> tuple[Any, ...]:
+        return (env_settings, init_settings)

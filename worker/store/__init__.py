@@ -1,0 +1,1 @@
+"""Durable state: tables, the engine with its SQLite/PostgreSQL settings, and repositories."""

@@ -1,0 +1,120 @@
+"""Reads and writes of the decision store, each a small function over a session.
+
+Writes that must be atomic with a decision (raw message, chain head, reply ledger, outbox)
+are called from ``record`` inside its one transaction; the helpers here never commit.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from worker.clock import utcnow
+from worker.policy.context import TicketInfo
+from worker.store.models import ChainHead, DecisionRow, RawMessage, ReplyLedger, Ticket
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+class StoreDirectory:
+    """The ``Directory`` the rules read, backed by a session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def ticket(self, ticket_id: str) -> TicketInfo | None:
+        row = self.session.get(Ticket, ticket_id)
+        if row is None:
+            return None
+        return TicketInfo(
+            id=row.id,
+            kind=row.kind,
+            status=row.status,
+            closed_at=row.closed_at,
+            participants=tuple(row.participants),
+            domains=tuple(row.domains),
+        )
+
+    def decided(self, dedup_key: str) -> int | None:
+        return self.session.scalar(
+            select(DecisionRow.id).where(col(DecisionRow.dedup_key) == dedup_key)
+        )
+
+
+def store_raw(session: Session, sha256: str, raw: bytes) -> None:
+    """Content-addressed: the same bytes are stored once, whoever delivers them."""
+    statement = (
+        _insert(session, RawMessage)
+        .values(sha256=sha256, size=len(raw), compressed=zlib.compress(raw, 6), stored_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["sha256"])
+    )
+    session.execute(statement)
+
+
+def load_raw(session: Session, sha256: str) -> bytes | None:
+    row = session.get(RawMessage, sha256)
+    if row is None or row.compressed is None:
+        return None
+    return zlib.decompress(row.compressed)
+
+
+def lock_chain_head(session: Session) -> ChainHead:
+    statement = select(ChainHead).where(col(ChainHead.id) == 1)
+    if session.get_bind().dialect.name == "postgresql":
+        # Appends to the chain are serialised across replicas on this one row.
+        statement = statement.with_for_update()
+    head = session.scalars(statement).one()
+    return head
+
+
+def claim_reply_slot(
+    session: Session, sender: str, reason: str, now: datetime, window: timedelta
+) -> bool:
+    """True when no reply for (sender, reason) went out within ``window``; claims it if so.
+
+    One upsert that only overwrites a stale timestamp: two replicas racing for the same
+    slot cannot both win, and the claim commits or rolls back with the decision.
+    """
+    insert = _insert(session, ReplyLedger).values(sender=sender, reason=reason, last_at=now)
+    statement = insert.on_conflict_do_update(
+        index_elements=["sender", "reason"],
+        set_={"last_at": now},
+        where=col(ReplyLedger.last_at) <= now - window,
+    ).returning(text("1"))
+    return session.execute(statement).first() is not None
+
+
+def reply_slot_free(
+    session: Session, sender: str, reason: str, now: datetime, window: timedelta
+) -> bool:
+    row = session.get(ReplyLedger, (sender, reason))
+    return row is None or row.last_at <= now - window
+
+
+def iter_chain(session: Session, batch: int = 1000) -> Iterator[DecisionRow]:
+    last = 0
+    while True:
+        rows = session.scalars(
+            select(DecisionRow)
+            .where(col(DecisionRow.seq) > last)
+            .order_by(col(DecisionRow.seq))
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+
+
+def engine_ping(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
