@@ -123,3 +123,61 @@ class RunningServer:
 
 async def _wait(future: Any) -> Any:
     return await future
+
+
+class RelaySink:
+    """A test relay: an aiosmtpd server on loopback that records what it is sent.
+
+    ``answer`` sets the reply to DATA ("250 OK", "451 ...", "550 ..."); ``arrived`` is set
+    on every accepted message so tests wait on an event rather than sleep.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.answer = "250 2.0.0 OK"
+        self.arrived = threading.Event()
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                if sink.answer.startswith("250"):
+                    sink.messages.append(
+                        (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+                    )
+                    sink.arrived.set()
+                return sink.answer
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def wait_for(self, count: int, timeout: float = 20) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"relay got {len(self.messages)} of {count} messages"
+            self.arrived.clear()
+            if len(self.messages) < count:
+                self.arrived.wait(remaining)
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (aiosmtpd's Controller cannot use 0)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -1,6 +1,6 @@
 """The outbox: replies committed with their decision, then handed on.
 
-Without ``MAILGATE_RELAY_URL`` each queued row is written to ``<data dir>/outbox/`` as an
+Without ``MAILGATE_RELAY_URL`` each queued mail row is written to ``<data dir>/outbox/`` as an
 ``.eml`` file right after the decision commits, by whichever command decided it. The file
 name is the row id, written to a temporary name and renamed, so a crash between writing and
 marking the row rewrites the same file instead of creating a second reply.
@@ -18,6 +18,8 @@ from worker.clock import utcnow
 from worker.store.db import transaction
 from worker.store.models import OutboxRow
 
+MAIL_KINDS = ("auto_reply", "forward_mail")
+
 
 def spool_file(directory: Path, row_id: int) -> Path:
     return directory / f"{row_id:010d}.eml"
@@ -28,7 +30,9 @@ def spool_pending(engine: Engine, directory: Path, ids: list[int] | None = None)
     directory.mkdir(parents=True, exist_ok=True)
     written = 0
     with transaction(engine) as session:
-        statement = select(OutboxRow).where(col(OutboxRow.status) == "queued")
+        statement = select(OutboxRow).where(
+            col(OutboxRow.status) == "queued", col(OutboxRow.kind).in_(MAIL_KINDS)
+        )
         if ids is not None:
             statement = statement.where(col(OutboxRow.id).in_(ids))
         rows = session.scalars(statement.order_by(col(OutboxRow.id))).all()

@@ -24,6 +24,7 @@ from worker.audit import row_digest
 from worker.clock import utcnow
 from worker.decision import Decision
 from worker.errors import TransientError
+from worker.forwarding import forward_mail, webhook_body
 from worker.mail import Envelope, InboundMail, domain_of
 from worker.outbox import spool_pending
 from worker.policy.chain import run_chain
@@ -45,6 +46,17 @@ from worker.tokens import ReplyTokens
 log = structlog.get_logger("mailgate.decision")
 
 
+@dataclass(frozen=True)
+class OutboxItem:
+    """One message to hand on after commit: an automatic reply, a forward, a webhook."""
+
+    kind: str  # auto_reply | forward_mail | webhook
+    mail_from: str
+    rcpt_to: str
+    message_id: str
+    body: bytes
+
+
 @dataclass
 class Pending:
     """A decision not yet recorded, with what ``record`` needs to write alongside it."""
@@ -53,9 +65,9 @@ class Pending:
     dedup_key: str | None  # None for a duplicate: only the first decision holds the key
     raw: bytes
     plan: ReplyPlan
-    reply_bytes: bytes | None
-    reply_message_id: str | None
+    outbox: list[OutboxItem]
     window: timedelta
+    max_delivery: timedelta
 
 
 class Mailgate:
@@ -164,7 +176,7 @@ class Mailgate:
         if reject_in_dialogue and decision_name.startswith("rejected_"):
             # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.
             plan = ReplyPlan("smtp_rejected", "reject_mode_smtp")
-        reply_bytes = reply_id = None
+        outbox: list[OutboxItem] = []
         if plan.status == "queued" and policy is not None and plan.recipient:
             reply = build_reply(
                 decision=decision_name,
@@ -174,9 +186,18 @@ class Mailgate:
                 support_domains=domains,
                 ticket=ticket,
             )
-            reply_bytes = reply.as_bytes(policy=SMTP)
-            reply_id = str(reply["Message-ID"])
-        window = timedelta(hours=policy.document.replies.window_hours if policy else 24)
+            outbox.append(
+                OutboxItem(
+                    "auto_reply",
+                    "",
+                    plan.recipient,
+                    str(reply["Message-ID"]),
+                    reply.as_bytes(policy=SMTP),
+                )
+            )
+        replies = policy.document.replies if policy else None
+        window = timedelta(hours=replies.window_hours if replies else 24)
+        max_delivery = timedelta(hours=replies.max_delivery_hours if replies else 72)
         decision = Decision(
             decision=decision_name,
             rule=rule,
@@ -193,7 +214,31 @@ class Mailgate:
             trace=trace,
             duplicate_of=duplicate_of,
         )
-        return Pending(decision, dedup_key, raw, plan, reply_bytes, reply_id, window)
+        if decision_name == "accepted_followup":
+            outbox += self._forwards(decision, mail, domains)
+        return Pending(decision, dedup_key, raw, plan, outbox, window, max_delivery)
+
+    def _forwards(
+        self, decision: Decision, mail: InboundMail, domains: list[str]
+    ) -> list[OutboxItem]:
+        items = []
+        settings = self.settings
+        if settings.forward_to:
+            sender = f"mailgate@{domains[0]}"
+            body, message_id = forward_mail(decision, mail, settings.forward_to, sender, domains[0])
+            items.append(OutboxItem("forward_mail", sender, settings.forward_to, message_id, body))
+        if settings.forward_url:
+            body = webhook_body(decision, mail)
+            items.append(
+                OutboxItem(
+                    "webhook",
+                    "",
+                    settings.forward_url,
+                    decision.message_id or decision.raw_sha256,
+                    body,
+                )
+            )
+        return items
 
     def explain(self, raw: bytes, envelope: Envelope) -> Decision:
         """The decision and trace a message would get now, with the rate limit read only."""
@@ -232,16 +277,17 @@ class Mailgate:
             with transaction(self.engine) as session:
                 store_raw(session, decision.raw_sha256, pending.raw)
                 head = lock_chain_head(session)
-                if pending.plan.status == "queued" and pending.reply_bytes is not None:
-                    assert pending.plan.recipient is not None
-                    if not claim_reply_slot(
-                        session,
-                        pending.plan.recipient.lower(),
-                        pending.plan.reason or decision.decision,
-                        now,
-                        pending.window,
-                    ):
-                        decision.reply = {"status": "suppressed", "reason": "rate_limited"}
+                outbox = list(pending.outbox)
+                claimable = pending.plan.status == "queued" and bool(pending.plan.recipient)
+                if claimable and not claim_reply_slot(
+                    session,
+                    (pending.plan.recipient or "").lower(),
+                    pending.plan.reason or decision.decision,
+                    now,
+                    pending.window,
+                ):
+                    decision.reply = {"status": "suppressed", "reason": "rate_limited"}
+                    outbox = [item for item in outbox if item.kind != "auto_reply"]
                 fields: dict[str, Any] = {
                     "seq": head.seq + 1,
                     "dedup_key": pending.dedup_key,
@@ -270,22 +316,24 @@ class Mailgate:
                 except sqlalchemy.exc.IntegrityError as exc:
                     raise _AlreadyDecided() from exc
                 head.seq, head.digest = row.seq, digest
-                if decision.reply["status"] == "queued" and pending.reply_bytes is not None:
-                    assert row.id is not None and pending.plan.recipient is not None
-                    outbox = OutboxRow(
+                assert row.id is not None
+                rows = [
+                    OutboxRow(
                         decision_id=row.id,
-                        kind="auto_reply",
-                        mail_from="",
-                        rcpt_to=pending.plan.recipient,
-                        message_id=pending.reply_message_id or "",
-                        body=pending.reply_bytes,
+                        kind=item.kind,
+                        mail_from=item.mail_from,
+                        rcpt_to=item.rcpt_to,
+                        message_id=item.message_id,
+                        body=item.body,
                         created_at=now,
                         next_attempt_at=now,
+                        expires_at=now + pending.max_delivery,
                     )
-                    session.add(outbox)
-                    session.flush()
-                    assert outbox.id is not None
-                    decision.outbox_ids = [outbox.id]
+                    for item in outbox
+                ]
+                session.add_all(rows)
+                session.flush()
+                decision.outbox_ids = [r.id for r in rows if r.id is not None]
                 decision.id, decision.seq = row.id, row.seq
         except _AlreadyDecided:
             raise
@@ -341,5 +389,5 @@ def _as_duplicate(pending: Pending, original_id: int) -> Pending:
         decision=decision,
         dedup_key=None,
         plan=ReplyPlan("suppressed", "duplicate"),
-        reply_bytes=None,
+        outbox=[],
     )

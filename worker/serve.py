@@ -20,6 +20,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
 from worker.clock import utcnow
+from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
 from worker.ingress.smtp import GateHandler
 from worker.outbox import spool_pending
@@ -39,6 +40,12 @@ class Server:
         self.handlers: list[GateHandler] = []
         self.servers: list[asyncio.base_events.Server] = []
         self.stopping = asyncio.Event()
+        self.wake = asyncio.Event()
+        # Relay and webhook calls can block for seconds: they get their own thread.
+        self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self.dispatcher = Dispatcher(
+            gate.engine, gate.settings.relay_url, gate.settings.resolved_reply_secret()
+        )
 
     async def start(self) -> list[str]:
         settings = self.gate.settings
@@ -47,7 +54,7 @@ class Server:
             address = settings.listen_address(channel)
             if address is None:
                 continue
-            handler = GateHandler(self.gate, self.executor, channel)
+            handler = GateHandler(self.gate, self.executor, channel, on_outbox=self.wake.set)
             factory = partial(
                 protocol,
                 handler,
@@ -78,21 +85,34 @@ class Server:
         domains = self.gate.support_domains(self.gate.policies.in_force(utcnow()))
         return f"mailgate.{domains[0]}" if domains else "mailgate"
 
+    def outbox_round(self) -> int:
+        """One pass: spool mail rows when there is no relay, dispatch the rest."""
+        settings = self.gate.settings
+        done = 0
+        if not settings.relay_url:
+            done += spool_pending(self.gate.engine, settings.outbox_dir)
+        while (sent := self.dispatcher.run_once()) > 0:
+            done += sent
+        return done
+
     async def outbox_loop(self) -> None:
-        """Spool what a crash left queued; the relay dispatcher replaces this when set."""
+        """Hands on outbox rows as decisions commit them, and retries on a timer."""
+        loop = asyncio.get_running_loop()
         while not self.stopping.is_set():
-            if not self.gate.settings.relay_url:
-                try:
-                    await asyncio.get_running_loop().run_in_executor(
-                        self.executor,
-                        spool_pending,
-                        self.gate.engine,
-                        self.gate.settings.outbox_dir,
-                    )
-                except Exception as exc:
-                    log.warning("outbox_spool_failed", error=type(exc).__name__)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), OUTBOX_INTERVAL)
+            self.wake.clear()
+            try:
+                await loop.run_in_executor(self.outbox_executor, self.outbox_round)
+            except Exception as exc:
+                log.warning("outbox_round_failed", error=type(exc).__name__)
+            waiters = [
+                asyncio.ensure_future(self.stopping.wait()),
+                asyncio.ensure_future(self.wake.wait()),
+            ]
+            await asyncio.wait(
+                waiters, timeout=OUTBOX_INTERVAL, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in waiters:
+                waiter.cancel()
 
     async def close(self) -> None:
         for server in self.servers:
@@ -103,6 +123,7 @@ class Server:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
         self.executor.shutdown(wait=True)
+        self.outbox_executor.shutdown(wait=True)
 
     async def run(
         self, *, install_signals: bool = True, started: asyncio.Future[list[str]] | None = None

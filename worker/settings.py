@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     trusted_authserv_id: str | None = None
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
     api_token: str | None = None
+    forward_to: str | None = None
+    forward_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("support_domains", mode="before")
@@ -93,6 +95,25 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("expected smtp://host:port or smtps://host:port")
+        return value
+
+    @field_validator("forward_to")
+    @classmethod
+    def _check_forward_to(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if value.count("@") != 1 or any(c in value for c in " <>,\r\n"):
+            raise ValueError("expected one email address")
+        return value.lower()
+
+    @field_validator("forward_url")
+    @classmethod
+    def _check_forward_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL")
         return value
 
     @property

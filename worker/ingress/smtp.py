@@ -10,6 +10,7 @@ once per accepted recipient, all with the outcome of the single decision.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
@@ -26,8 +27,15 @@ log = structlog.get_logger("mailgate.smtp")
 class GateHandler:
     """The aiosmtpd handler shared by every session of one listener."""
 
-    def __init__(self, gate: Mailgate, executor: Executor, channel: str) -> None:
+    def __init__(
+        self,
+        gate: Mailgate,
+        executor: Executor,
+        channel: str,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
         self.gate = gate
+        self.on_outbox = on_outbox
         self.executor = executor
         self.channel = channel
         self.in_flight = 0
@@ -72,6 +80,8 @@ class GateHandler:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self.idle.set()
+        if decision.outbox_ids and self.on_outbox is not None:
+            self.on_outbox()
         if decision.reply["status"] == "smtp_rejected":
             policy = self.gate.policies.by_id(decision.policy or "")
             portal = policy.document.portal_url if policy else "the support portal"

@@ -78,6 +78,8 @@ class Language(_Strict):
 
 class Replies(_Strict):
     window_hours: float = Field(default=24, gt=0)
+    # After this long without a successful hand-over an outbox row goes dead-letter.
+    max_delivery_hours: float = Field(default=72, gt=0)
     from_name: str = "Support"
     templates: dict[str, str]
 

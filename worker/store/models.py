@@ -97,5 +97,7 @@ class OutboxRow(SQLModel, table=True):
     attempts: int = 0
     created_at: datetime
     next_attempt_at: datetime
+    expires_at: datetime | None = None  # dead-letter after this
+    claimed_until: datetime | None = None  # a dispatcher's lease while it sends
     done_at: datetime | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
