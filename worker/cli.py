@@ -110,16 +110,25 @@ def _envelope(
 
 
 @app.command()
-def serve() -> None:
+def serve(
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, max=64, help="Processes sharing the ports (SO_REUSEPORT); one per core pays."
+        ),
+    ] = 1,
+) -> None:
     """Run every configured listener and the outbox worker until SIGTERM."""
     from worker.serve import serve as run_server
 
     cfg = settings()
     gate = open_gate(cfg)
     try:
-        run_server(gate)
+        code = run_server(gate, workers=workers)
     except ConfigError as exc:
         fail(str(exc), EX_CONFIG)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

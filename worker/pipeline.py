@@ -13,14 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from email.policy import SMTP
-from typing import Any
 
-import sqlalchemy.exc
 import structlog
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from worker.audit import row_digest
 from worker.clock import utcnow
 from worker.decision import Decision
 from worker.errors import TransientError
@@ -30,16 +27,13 @@ from worker.outbox import spool_pending
 from worker.policy.chain import run_chain
 from worker.policy.context import RuleContext
 from worker.policy.document import Policy, PolicySet
+from worker.recorder import Recorder
 from worker.replies import ReplyPlan, build_reply, plan_reply
 from worker.settings import Settings
-from worker.store.db import TRANSIENT_DB_ERRORS, make_engine, migrate, transaction
-from worker.store.models import DecisionRow, OutboxRow
+from worker.store.db import TRANSIENT_DB_ERRORS, make_engine, migrate
 from worker.store.repository import (
     StoreDirectory,
-    claim_reply_slot,
-    lock_chain_head,
     reply_slot_free,
-    store_raw,
 )
 from worker.tokens import ReplyTokens
 
@@ -82,6 +76,7 @@ class Mailgate:
         self.tokens = tokens
         # Reads take no write lock on SQLite (plain BEGIN), writes use BEGIN IMMEDIATE.
         self.read_engine = engine.execution_options(mailgate_read=True)
+        self.recorder = Recorder(engine)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Mailgate:
@@ -176,6 +171,18 @@ class Mailgate:
         if reject_in_dialogue and decision_name.startswith("rejected_"):
             # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.
             plan = ReplyPlan("smtp_rejected", "reject_mode_smtp")
+        replies = policy.document.replies if policy else None
+        window = timedelta(hours=replies.window_hours if replies else 24)
+        max_delivery = timedelta(hours=replies.max_delivery_hours if replies else 72)
+        if plan.status == "queued" and plan.recipient:
+            # A cheap read first: most repeat senders are inside their window, and building
+            # a reply costs more than the rest of the decision. The claim in record() is
+            # still what decides.
+            free = reply_slot_free(
+                session, plan.recipient.lower(), plan.reason or "", utcnow(), window
+            )
+            if not free:
+                plan = ReplyPlan("suppressed", "rate_limited")
         outbox: list[OutboxItem] = []
         if plan.status == "queued" and policy is not None and plan.recipient:
             reply = build_reply(
@@ -195,9 +202,6 @@ class Mailgate:
                     reply.as_bytes(policy=SMTP),
                 )
             )
-        replies = policy.document.replies if policy else None
-        window = timedelta(hours=replies.window_hours if replies else 24)
-        max_delivery = timedelta(hours=replies.max_delivery_hours if replies else 72)
         decision = Decision(
             decision=decision_name,
             rule=rule,
@@ -260,86 +264,8 @@ class Mailgate:
     # -- recording -----------------------------------------------------------------------
 
     def record(self, pending: Pending) -> Decision:
-        """Commit the decision with everything that belongs to it; duplicates become one."""
-        try:
-            return self._write(pending)
-        except _AlreadyDecided as exc:
-            # Looked up only after the failed transaction rolled back and released its lock.
-            original = _original_id(self.read_engine, pending.dedup_key)
-            if original is None:
-                raise TransientError("decision write conflicted; retry") from exc
-            return self._write(_as_duplicate(pending, original))
-
-    def _write(self, pending: Pending) -> Decision:
-        decision = replace(pending.decision, reply=dict(pending.decision.reply))
-        now = utcnow()
-        try:
-            with transaction(self.engine) as session:
-                store_raw(session, decision.raw_sha256, pending.raw)
-                head = lock_chain_head(session)
-                outbox = list(pending.outbox)
-                claimable = pending.plan.status == "queued" and bool(pending.plan.recipient)
-                if claimable and not claim_reply_slot(
-                    session,
-                    (pending.plan.recipient or "").lower(),
-                    pending.plan.reason or decision.decision,
-                    now,
-                    pending.window,
-                ):
-                    decision.reply = {"status": "suppressed", "reason": "rate_limited"}
-                    outbox = [item for item in outbox if item.kind != "auto_reply"]
-                fields: dict[str, Any] = {
-                    "seq": head.seq + 1,
-                    "dedup_key": pending.dedup_key,
-                    "decision": decision.decision,
-                    "rule": decision.rule,
-                    "policy": decision.policy,
-                    "policy_sha256": decision.policy_sha256,
-                    "ticket": decision.ticket,
-                    "reply_status": decision.reply["status"],
-                    "reply_reason": decision.reply["reason"],
-                    "message_id": decision.message_id,
-                    "raw_sha256": decision.raw_sha256,
-                    "envelope_from": decision.envelope_from,
-                    "recipients": decision.recipients,
-                    "received_at": decision.received_at,
-                    "decided_at": now,
-                    "channel": decision.channel,
-                    "trace": decision.trace,
-                    "duplicate_of": decision.duplicate_of,
-                }
-                digest = row_digest(head.digest, fields)
-                row = DecisionRow(**fields, prev_digest=head.digest, digest=digest)
-                session.add(row)
-                try:
-                    session.flush()
-                except sqlalchemy.exc.IntegrityError as exc:
-                    raise _AlreadyDecided() from exc
-                head.seq, head.digest = row.seq, digest
-                assert row.id is not None
-                rows = [
-                    OutboxRow(
-                        decision_id=row.id,
-                        kind=item.kind,
-                        mail_from=item.mail_from,
-                        rcpt_to=item.rcpt_to,
-                        message_id=item.message_id,
-                        body=item.body,
-                        created_at=now,
-                        next_attempt_at=now,
-                        expires_at=now + pending.max_delivery,
-                    )
-                    for item in outbox
-                ]
-                session.add_all(rows)
-                session.flush()
-                decision.outbox_ids = [r.id for r in rows if r.id is not None]
-                decision.id, decision.seq = row.id, row.seq
-        except _AlreadyDecided:
-            raise
-        except sqlalchemy.exc.IntegrityError as exc:
-            raise TransientError(f"database refused the write: {type(exc.orig).__name__}") from exc
-        return decision
+        """Commit the decision with everything that belongs to it (see ``worker.recorder``)."""
+        return self.recorder.record(pending)
 
     def ingest(
         self, raw: bytes, envelope: Envelope, *, reject_in_dialogue: bool = False
@@ -355,39 +281,3 @@ class Mailgate:
                 # The reply is committed in the outbox; the next run of any command spools it.
                 log.warning("outbox_spool_deferred", error=str(exc))
         return decision
-
-
-class _AlreadyDecided(Exception):
-    """The unique constraint on ``dedup_key`` found an earlier decision of this message."""
-
-
-def _original_id(engine: Engine, dedup_key: str | None) -> int | None:
-    if dedup_key is None:
-        return None
-    with Session(engine) as session:
-        return StoreDirectory(session).decided(dedup_key)
-
-
-def _as_duplicate(pending: Pending, original_id: int) -> Pending:
-    decision = replace(
-        pending.decision,
-        decision="duplicate",
-        rule="duplicate",
-        reply={"status": "suppressed", "reason": "duplicate"},
-        duplicate_of=original_id,
-        trace=[
-            *pending.decision.trace,
-            {
-                "rule": "duplicate",
-                "hit": True,
-                "reason": f"decided concurrently as decision #{original_id}",
-            },
-        ],
-    )
-    return replace(
-        pending,
-        decision=decision,
-        dedup_key=None,
-        plan=ReplyPlan("suppressed", "duplicate"),
-        outbox=[],
-    )

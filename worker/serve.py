@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -34,8 +36,13 @@ OUTBOX_INTERVAL = 5.0
 class Server:
     """The running service; ``run`` returns when a stop signal has been handled."""
 
-    def __init__(self, gate: Mailgate, workers: int = 16) -> None:
+    def __init__(
+        self, gate: Mailgate, workers: int = 16, *, reuse_port: bool = False, dispatch: bool = True
+    ) -> None:
         self.gate = gate
+        gate.recorder.start()  # group commit: concurrent sessions share each fsync
+        self.reuse_port = reuse_port
+        self.dispatch = dispatch
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decide")
         self.handlers: list[GateHandler] = []
         self.servers: list[asyncio.base_events.Server] = []
@@ -67,7 +74,11 @@ class Server:
             loop = asyncio.get_running_loop()
             try:
                 server = await loop.create_server(
-                    factory, host=address[0], port=address[1], reuse_address=True
+                    factory,
+                    host=address[0],
+                    port=address[1],
+                    reuse_address=True,
+                    reuse_port=self.reuse_port or None,
                 )
             except OSError as exc:
                 await self.close()
@@ -126,24 +137,23 @@ class Server:
         self.outbox_executor.shutdown(wait=True)
 
     async def run(
-        self, *, install_signals: bool = True, started: asyncio.Future[list[str]] | None = None
+        self,
+        *,
+        install_signals: bool = True,
+        started: asyncio.Future[list[str]] | None = None,
+        ready_fd: int | None = None,
     ) -> None:
         listening = await self.start()
+        if ready_fd is not None:  # a worker process tells its parent it is listening
+            os.write(ready_fd, b"1")
+            os.close(ready_fd)
         loop = asyncio.get_running_loop()
         if install_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.stopping.set)
-        policy = self.gate.policies.in_force(utcnow())
-        log.info(
-            "mailgate_started",
-            listening=listening,
-            policy=policy.id if policy else None,
-            policy_sha256=policy.sha256 if policy else None,
-            database=_redact(self.gate.settings.effective_database_url),
-            reject_mode=self.gate.settings.reject_mode,
-            outbox="relay" if self.gate.settings.relay_url else str(self.gate.settings.outbox_dir),
-        )
-        outbox = asyncio.create_task(self.outbox_loop())
+        if ready_fd is None:
+            announce(self.gate, listening, workers=1)
+        outbox = asyncio.create_task(self.outbox_loop() if self.dispatch else self.stopping.wait())
         if started is not None:
             started.set_result(listening)
         await self.stopping.wait()
@@ -160,5 +170,81 @@ def _redact(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def serve(gate: Mailgate, **options: Any) -> None:
-    asyncio.run(Server(gate, **options).run())
+def announce(gate: Mailgate, listening: list[str], workers: int) -> None:
+    """The one start-up line: what listens where, which policy is in force."""
+    settings = gate.settings
+    policy = gate.policies.in_force(utcnow())
+    log.info(
+        "mailgate_started",
+        listening=listening,
+        workers=workers,
+        policy=policy.id if policy else None,
+        policy_sha256=policy.sha256 if policy else None,
+        database=_redact(settings.effective_database_url),
+        reject_mode=settings.reject_mode,
+        outbox="relay" if settings.relay_url else str(settings.outbox_dir),
+    )
+
+
+def serve(gate: Mailgate, workers: int = 1) -> int:
+    """Run the service; with ``workers`` > 1, that many processes share the ports."""
+    if workers <= 1:
+        asyncio.run(Server(gate).run())
+        return 0
+    return _run_workers(gate, workers)
+
+
+def _run_workers(gate: Mailgate, count: int) -> int:
+    """Fork ``count`` workers listening with SO_REUSEPORT; the kernel spreads connections.
+
+    Python decides one message per core at a time, so processes, not threads, use both
+    cores. Worker 0 alone runs the outbox. The parent waits until every worker listens
+    (or one failed), forwards SIGTERM/SIGINT, and exits 0 when all exited 0.
+    """
+    gate.engine.dispose()  # no pooled connection may cross a fork
+    read_fd, write_fd = os.pipe()
+    children: list[int] = []
+    for index in range(count):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the worker process
+            os.close(read_fd)
+            code = 0
+            try:
+                server = Server(gate, reuse_port=True, dispatch=index == 0)
+                asyncio.run(server.run(ready_fd=write_fd))
+            except ConfigError as exc:
+                sys.stderr.write(f"mailgate: {exc}\n")
+                code = 78
+            except BaseException:
+                log.exception("worker_failed", worker=index)
+                code = 1
+            os._exit(code)
+        children.append(pid)
+    os.close(write_fd)
+    ready = b""
+    while chunk := os.read(read_fd, 64):
+        ready += chunk
+    os.close(read_fd)
+
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    if len(ready) < count:
+        forward(signal.SIGTERM, None)
+    else:
+        listening = [
+            f"{c}://{h}:{p}"
+            for c in ("smtp", "lmtp")
+            if (a := gate.settings.listen_address(c))
+            for h, p in [a]
+        ]
+        announce(gate, listening, workers=count)
+    codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
+    if len(ready) < count:
+        return next((c for c in codes if c > 0), 1)
+    log.info("mailgate_stopped", workers=count, exit_codes=codes)
+    return max(codes) if any(codes) else 0

@@ -109,7 +109,7 @@ def test_database_down_answers_451_then_accepts_once_back(
     broken = create_engine(
         "postgresql+psycopg://nobody@127.0.0.1:9/none", connect_args={"connect_timeout": 2}
     )
-    gate.engine, gate.read_engine = broken, broken
+    gate.engine, gate.read_engine, gate.recorder.engine = broken, broken, broken
     raw = fixture_bytes("new_ticket.eml")
     with client(running) as smtp:
         smtp.ehlo()
@@ -117,7 +117,8 @@ def test_database_down_answers_451_then_accepts_once_back(
         smtp.rcpt("support@wildix.com")
         code, message = smtp.data(raw)
     assert (code, message) == (451, b"4.3.0 Temporary failure, message not accepted; please retry")
-    gate.engine, gate.read_engine = working, working.execution_options(mailgate_read=True)
+    gate.engine, gate.recorder.engine = working, working
+    gate.read_engine = working.execution_options(mailgate_read=True)
     with client(running) as smtp:
         code, _ = smtp.sendmail("alice@customer.example", ["support@wildix.com"], raw) or (250, b"")
     assert [r.decision for r in decisions(gate)] == ["rejected_new_ticket"]

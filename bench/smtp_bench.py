@@ -1,0 +1,225 @@
+"""SMTP throughput and latency of ``mailgate serve`` against a do-nothing aiosmtpd sink.
+
+One command: ``.venv/bin/python bench/smtp_bench.py`` (needs Postfix's ``smtp-source``,
+Debian package ``postfix``). Both servers run on this machine, on loopback, and get the
+same load from ``smtp-source``: 20 sessions (10 sending new-ticket mail, 10 sending
+follow-ups on an existing ticket from its participant), ~4 KB messages with unique
+Message-IDs, once with connection reuse and once with a new connection per message.
+mailgate runs its embedded default: SQLite with ``synchronous=FULL``, so every ``250`` is a
+durable commit. Then a paced client measures DATA→250 latency at half of mailgate's
+maximum rate. Prints msg/s for each, the ratio mailgate/sink, and p50/p99 latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+SESSIONS = 20
+SIZE = 4000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_sink(port: int) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [PYTHON, str(ROOT / "bench" / "sink.py"), str(port)], stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    return process
+
+
+def start_mailgate(port: int, data_dir: Path, workers: int) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "MAILGATE_DATA_DIR": str(data_dir),
+        "MAILGATE_POLICY_DIR": str(ROOT / "policies"),
+        "MAILGATE_SMTP_LISTEN": f"127.0.0.1:{port}",
+        "MAILGATE_REPLY_SECRET": "bench",
+        "MAILGATE_LOG_LEVEL": "info",
+    }
+    mailgate = [PYTHON, "-m", "worker"]
+    subprocess.run(
+        [
+            *mailgate,
+            "tickets",
+            "add",
+            "1001",
+            "--kind",
+            "technical",
+            "--participant",
+            "bob@partner.example",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    process = subprocess.Popen(
+        [*mailgate, "serve", "--workers", str(workers)], env=env, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    for line in process.stderr:
+        if '"mailgate_started"' in line:
+            break
+    else:
+        raise SystemExit(f"mailgate did not start: exit {process.wait()}")
+    threading.Thread(target=process.stderr.read, daemon=True).start()  # keep the pipe empty
+    return process
+
+
+def load(port: int, messages: int, reuse: bool) -> float:
+    """Both halves of the load at once; returns messages per second."""
+    half = SESSIONS // 2
+    common = [
+        "smtp-source",
+        "-s",
+        str(half),
+        "-m",
+        str(messages // 2),
+        "-l",
+        str(SIZE),
+        "-t",
+        "support@wildix.com",
+    ]
+    if reuse:
+        common.insert(1, "-d")
+    commands = [
+        [
+            *common,
+            "-f",
+            "alice@customer.example",
+            "-S",
+            "Our PBX does not boot",
+            f"127.0.0.1:{port}",
+        ],
+        [
+            *common,
+            "-f",
+            "bob@partner.example",
+            "-S",
+            "Re: [Ticket#1001] handsets",
+            f"127.0.0.1:{port}",
+        ],
+    ]
+    started = time.perf_counter()
+    processes = [subprocess.Popen(c, stdout=subprocess.DEVNULL) for c in commands]
+    codes = [p.wait() for p in processes]
+    elapsed = time.perf_counter() - started
+    if any(codes):
+        raise SystemExit(f"smtp-source failed: {codes}")
+    return messages / elapsed
+
+
+def latency(port: int, rate: float, seconds: float) -> tuple[float, float, int]:
+    """Paced sends at ``rate`` msg/s over 20 connections; DATA→250 times in ms."""
+    samples: list[float] = []
+    lock = threading.Lock()
+    body = b"X" * 76 + b"\r\n"
+    interval = SESSIONS / rate
+    deadline = time.perf_counter() + seconds
+
+    def client(number: int) -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+            smtp.ehlo()
+            sequence = 0
+            next_at = time.perf_counter() + number * interval / SESSIONS
+            while next_at < deadline:
+                pause = next_at - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)  # pacing the load generator, not synchronising a test
+                sequence += 1
+                message = (
+                    f"From: c{number}@customer.example\r\nTo: support@wildix.com\r\n"
+                    f"Subject: latency probe\r\nMessage-ID: <lat-{number}-{sequence}-"
+                    f"{time.time_ns()}@bench>\r\n\r\n"
+                ).encode() + body * 50
+                smtp.mail(f"c{number}@customer.example")
+                smtp.rcpt("support@wildix.com")
+                smtp.putcmd("data")
+                code, _ = smtp.getreply()
+                assert code == 354
+                smtp.send(message + b".\r\n")
+                started = time.perf_counter()
+                code, _ = smtp.getreply()
+                elapsed = (time.perf_counter() - started) * 1000
+                assert code == 250, code
+                with lock:
+                    samples.append(elapsed)
+                next_at += interval
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(SESSIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return statistics.median(ordered), p99, len(ordered)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=4000, help="per load and server")
+    parser.add_argument("--workers", type=int, default=2, help="mailgate serve --workers")
+    parser.add_argument("--latency-seconds", type=float, default=15)
+    parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    args = parser.parse_args()
+    if not shutil.which("smtp-source"):
+        raise SystemExit("smtp-source not found: apt-get install postfix")
+    results: dict[str, dict[str, float]] = {}
+    data_dir = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
+    sink_port, mailgate_port = free_port(), free_port()
+    sink = start_sink(sink_port)
+    gate = start_mailgate(mailgate_port, data_dir, args.workers)
+    try:
+        for reuse in (True, False):
+            name = "reuse" if reuse else "new-connection"
+            load(sink_port, 200, reuse)  # warm-up
+            sink_rate = load(sink_port, args.messages, reuse)
+            gate_rate = load(mailgate_port, args.messages, reuse)
+            results[name] = {
+                "sink": sink_rate,
+                "mailgate": gate_rate,
+                "ratio": gate_rate / sink_rate,
+            }
+        half = max(results["reuse"]["mailgate"] / 2, 1.0)
+        p50, p99, count = latency(mailgate_port, half, args.latency_seconds)
+        results["latency"] = {"rate": half, "p50_ms": p50, "p99_ms": p99, "samples": count}
+    finally:
+        for process in (gate, sink):
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    print(f"{'load':<16}{'sink msg/s':>12}{'mailgate msg/s':>16}{'ratio':>8}")
+    for name in ("reuse", "new-connection"):
+        row = results[name]
+        print(f"{name:<16}{row['sink']:>12.0f}{row['mailgate']:>16.0f}{row['ratio']:>8.2f}")
+    lat = results["latency"]
+    print(
+        f"DATA->250 at {lat['rate']:.0f} msg/s (half of max): p50 {lat['p50_ms']:.1f} ms, "
+        f"p99 {lat['p99_ms']:.1f} ms over {lat['samples']:.0f} messages"
+    )
+    if args.json:
+        print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
