@@ -20,7 +20,10 @@ def test_batch_with_a_repeated_message_decides_it_once(gate: Mailgate) -> None:
     pendings = [gate.decide(m, envelope("alice@customer.example")) for m in (raw, raw, other)]
     decisions = gate.recorder.record_many(pendings)
     assert [d.decision for d in decisions] == [
-        "rejected_new_ticket", "duplicate", "rejected_new_ticket"]
+        "rejected_new_ticket",
+        "duplicate",
+        "rejected_new_ticket",
+    ]
     assert decisions[1].duplicate_of == decisions[0].id
     assert decisions[2].reply["reason"] == "rate_limited", "one reply per sender and window"
     assert [d.seq for d in decisions] == [1, 2, 3]

@@ -42,8 +42,7 @@ def make_engine(url: str) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # A pool as large as the decision threads: a new SQLite connection costs its pragmas.
-        engine = create_engine(url, connect_args={"timeout": 15}, pool_size=20,
-                               max_overflow=10)
+        engine = create_engine(url, connect_args={"timeout": 15}, pool_size=20, max_overflow=10)
         event.listen(engine, "connect", _sqlite_pragmas)
 
         @event.listens_for(engine, "begin")
