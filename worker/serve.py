@@ -18,18 +18,17 @@ from functools import partial
 from typing import Any
 
 import structlog
-from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP
 
 from worker.clock import utcnow
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
+from worker.ingress.protocol import ConnectionLimits, GateLMTP, GateSMTP
 from worker.ingress.smtp import GateHandler
 from worker.outbox import spool_pending
 from worker.pipeline import Mailgate
 
 log = structlog.get_logger("mailgate.serve")
-SESSION_TIMEOUT = 300.0  # seconds of client silence before the session is closed
+PROXY_TIMEOUT = 10.0  # seconds a load balancer has to send the PROXY header
 OUTBOX_INTERVAL = 5.0
 
 
@@ -57,19 +56,29 @@ class Server:
     async def start(self) -> list[str]:
         settings = self.gate.settings
         listening = []
-        for channel, protocol in (("smtp", SMTP), ("lmtp", LMTP)):
+        tls = settings.tls_context()
+        for channel, protocol in (("smtp", GateSMTP), ("lmtp", GateLMTP)):
             address = settings.listen_address(channel)
             if address is None:
                 continue
             handler = GateHandler(self.gate, self.executor, channel, on_outbox=self.wake.set)
+            limits = ConnectionLimits(
+                max_connections=settings.smtp_max_connections,
+                max_per_peer=settings.smtp_max_connections_per_ip,
+                data_timeout=settings.smtp_data_timeout,
+            )
             factory = partial(
                 protocol,
                 handler,
+                limits=limits,
                 data_size_limit=settings.max_message_bytes,
                 enable_SMTPUTF8=True,
                 decode_data=False,
                 hostname=self._hostname(),
-                timeout=SESSION_TIMEOUT,
+                timeout=settings.smtp_idle_timeout,
+                tls_context=tls,
+                # Behind a load balancer the real client arrives in a PROXY header (v1/v2).
+                proxy_protocol_timeout=PROXY_TIMEOUT if settings.proxy_protocol else None,
             )
             loop = asyncio.get_running_loop()
             try:

@@ -9,6 +9,7 @@ start-up fails with one line instead of a traceback.
 from __future__ import annotations
 
 import secrets
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,13 @@ class Settings(BaseSettings):
     trusted_authserv_id: str | None = None
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
     api_token: str | None = None
+    smtp_idle_timeout: float = Field(default=300, gt=0)
+    smtp_data_timeout: float = Field(default=600, gt=0)
+    smtp_max_connections: int = Field(default=200, gt=0)
+    smtp_max_connections_per_ip: int = Field(default=20, gt=0)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    proxy_protocol: bool = False
     forward_to: str | None = None
     forward_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -115,6 +123,19 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("expected an http:// or https:// URL")
         return value
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The STARTTLS context, or None; a bad certificate or key is a ConfigError."""
+        if self.tls_cert is None and self.tls_key is None:
+            return None
+        if self.tls_cert is None or self.tls_key is None:
+            raise ConfigError("bad setting MAILGATE_TLS_CERT/MAILGATE_TLS_KEY: set both or neither")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"bad setting MAILGATE_TLS_CERT/MAILGATE_TLS_KEY: {exc}") from None
+        return context
 
     @property
     def effective_database_url(self) -> str:

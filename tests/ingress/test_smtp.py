@@ -237,3 +237,49 @@ def test_crlf_injection_in_subject_adds_no_header_to_the_reply(
         smtp.sendmail("alice@customer.example", ["support@wildix.com"], raw)
     reply = outbox_files(gate)[0].read_bytes()
     assert b"\nBcc:" not in reply and b"victim@example.com" in reply.split(b"\r\n\r\n")[0]
+
+
+def test_postfix_smtp_source_burst_is_decided_once_each(
+    served: tuple[Mailgate, RunningServer],
+) -> None:
+    """Postfix's smtp-source, 10 sessions with connection reuse: every message one decision."""
+    import shutil
+    import subprocess
+
+    from worker.audit import verify_chain
+    from worker.store.models import ChainHead
+    from worker.store.repository import iter_chain
+
+    if shutil.which("smtp-source") is None:
+        pytest.skip("smtp-source missing (Debian package postfix; scripts/test installs it)")
+    gate, running = served
+    result = subprocess.run(
+        [
+            "smtp-source",
+            "-d",
+            "-s",
+            "10",
+            "-m",
+            "200",
+            "-l",
+            "4000",
+            "-f",
+            "bob@partner.example",
+            "-t",
+            "support@wildix.com",
+            "-S",
+            "Re: [Ticket#1001] burst",
+            f"127.0.0.1:{running.port('smtp')}",
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = decisions(gate)
+    assert len(rows) == 200
+    assert {r.decision for r in rows} == {"accepted_followup"}
+    assert len({r.message_id for r in rows}) == 200
+    with Session(gate.engine) as session:
+        head = session.get(ChainHead, 1)
+        assert head is not None
+        assert verify_chain(iter_chain(session), head.seq, head.digest).ok

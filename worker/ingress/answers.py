@@ -14,6 +14,9 @@ BAD_ADDRESS = "501 5.1.3 Bad recipient address syntax"
 TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
 TEMPFAIL = "451 4.3.0 Temporary failure, message not accepted; please retry"
 SHUTTING_DOWN = "421 4.3.2 Service shutting down, please retry later"
+TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, please retry later"
+TOO_MANY_FROM_PEER = "421 4.7.0 Too many connections from your address, please retry later"
+DATA_TIMEOUT = "421 4.4.2 DATA took too long, closing connection"
 
 
 def accepted(decision: str, decision_id: int | None) -> str:

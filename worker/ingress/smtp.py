@@ -88,6 +88,12 @@ class GateHandler:
             return _repeat(answers.rejected_in_dialogue(portal), count)
         return _repeat(answers.accepted(decision.decision, decision.id), count)
 
+    async def handle_PROXY(
+        self, server: Any, session: Any, envelope: Any, proxy_data: Any
+    ) -> bool:
+        """With MAILGATE_PROXY_PROTOCOL, a valid PROXY header admits the session."""
+        return bool(proxy_data and proxy_data.valid)
+
     async def handle_exception(self, error: Exception) -> str:
         # Never leak exception text to the client; the log has it.
         log.error("smtp_session_error", error_type=type(error).__name__)
