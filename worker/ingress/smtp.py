@@ -88,9 +88,7 @@ class GateHandler:
             return _repeat(answers.rejected_in_dialogue(portal), count)
         return _repeat(answers.accepted(decision.decision, decision.id), count)
 
-    async def handle_PROXY(
-        self, server: Any, session: Any, envelope: Any, proxy_data: Any
-    ) -> bool:
+    async def handle_PROXY(self, server: Any, session: Any, envelope: Any, proxy_data: Any) -> bool:
         """With MAILGATE_PROXY_PROTOCOL, a valid PROXY header admits the session."""
         return bool(proxy_data and proxy_data.valid)
 
