@@ -181,3 +181,153 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+DOVECOT_CONF = """
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+instance_name = mailgate-test-{port}
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+first_valid_uid = 8
+mail_location = maildir:{root}/home/%u/Maildir
+{capability}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid=mail gid=mail home={root}/home/%u
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service stats {{
+  unix_listener stats-reader {{
+    mode = 0666
+  }}
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
+"""
+NO_MOVE_CAPABILITY = (
+    "imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT LITERAL+ UIDPLUS"
+)
+
+
+class Dovecot:
+    """A throw-away Dovecot on loopback, started and stopped by the tests (its PID only)."""
+
+    user, password = "support", "secret"
+
+    def __init__(self, without_move: bool = False) -> None:
+        import shutil
+        import tempfile
+
+        if shutil.which("dovecot") is None:
+            import pytest
+
+            pytest.skip("dovecot missing (Debian package dovecot-imapd; scripts/test installs it)")
+        # Not under pytest's tmp_path: that is mode 0700 and Dovecot's mail processes run
+        # as the unprivileged 'mail' user.
+        self.root = Path(tempfile.mkdtemp(prefix="mailgate-dovecot-"))
+        self.root.chmod(0o755)
+        self.port = free_port()
+        (self.root / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}\n")
+        for sub in ("run", "state", "home"):
+            (self.root / sub).mkdir()
+        shutil.chown(self.root / "home", "mail", "mail")
+        capability = NO_MOVE_CAPABILITY if without_move else ""
+        self.config = self.root / "dovecot.conf"
+        self.config.write_text(
+            DOVECOT_CONF.format(root=self.root, port=self.port, capability=capability)
+        )
+        self.process: Any = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"imap://{self.user}:{self.password}@127.0.0.1:{self.port}/INBOX"
+
+    def start(self) -> None:
+        import socket
+        import subprocess
+        import time
+
+        self.process = subprocess.Popen(
+            ["dovecot", "-F", "-c", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 15
+        while True:  # readiness probe: the port accepts connections
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                assert self.process.poll() is None, "dovecot exited at start-up"
+                assert time.monotonic() < deadline, "dovecot did not start listening"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(15)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def client(self) -> Any:
+        from imapclient import IMAPClient
+
+        client = IMAPClient("127.0.0.1", port=self.port, ssl=False, timeout=30)
+        client.login(self.user, self.password)
+        return client
+
+    def append(self, raw: bytes, folder: str = "INBOX", flags: tuple[bytes, ...] = ()) -> None:
+        client = self.client()
+        try:
+            client.append(folder, raw, flags=flags)
+        finally:
+            client.logout()
+
+    def message_ids(self, folder: str) -> list[str]:
+        """Message-ID headers of the messages in ``folder`` ([] if it does not exist)."""
+        client = self.client()
+        try:
+            if not client.folder_exists(folder):
+                return []
+            client.select_folder(folder, readonly=True)
+            uids = client.search("ALL")
+            if not uids:
+                return []
+            data = client.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+            found = []
+            for uid in uids:
+                header = next(v for k, v in data[uid].items() if k.startswith(b"BODY"))
+                found.append(header.decode().partition(":")[2].strip())
+            return found
+        finally:
+            client.logout()

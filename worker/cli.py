@@ -38,9 +38,11 @@ app = typer.Typer(
 tickets_app = typer.Typer(no_args_is_help=True, help="The ticket directory.")
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident decision chain.")
 policy_app = typer.Typer(no_args_is_help=True, help="Policy documents.")
+imap_app = typer.Typer(no_args_is_help=True, help="IMAP mailboxes.")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
+app.add_typer(imap_app, name="imap")
 
 out = Console(highlight=False, soft_wrap=True)
 _state: dict[str, Any] = {"config": None}
@@ -410,6 +412,49 @@ def policy_show(
     out.print(f"  portal: {doc.portal_url}")
     out.print(f"  support domains: {', '.join(cfg.support_domains or doc.support_domains)}")
     out.print(f"  file: {policy.path}  sha256 {policy.sha256}")
+
+
+@imap_app.command("check")
+def imap_check() -> None:
+    """Connect to each MAILGATE_IMAP_URL mailbox and say what is there; changes nothing."""
+    from imapclient.exceptions import IMAPClientError, LoginError
+
+    from worker.ingress.imap import ImapTarget, describe
+
+    cfg = settings()
+    if not cfg.imap_url:
+        fail("MAILGATE_IMAP_URL is not set", EX_CONFIG)
+    wanted = {"MOVE", "UIDPLUS", "IDLE"}
+    problems = 0
+    for url in cfg.imap_url:
+        target = ImapTarget.parse(url)
+        try:
+            info = describe(target)
+        except LoginError:
+            out.print(f"FAIL {target.key}: login refused")
+            problems += 1
+            continue
+        except (OSError, IMAPClientError) as exc:
+            out.print(f"FAIL {target.key}: {type(exc).__name__}: {exc}")
+            problems += 1
+            continue
+        caps = set(info["capabilities"])
+        out.print(
+            f"ok   {target.key}: {info['messages']} messages, UIDVALIDITY {info['uidvalidity']}"
+        )
+        missing_caps = sorted(wanted - caps)
+        out.print(
+            "     capabilities: "
+            + " ".join(sorted(wanted & caps))
+            + (f"; missing: {' '.join(missing_caps)}" if missing_caps else "")
+        )
+        for folder in (cfg.imap_processed, cfg.imap_rejected, cfg.imap_quarantine):
+            state = "present" if folder in info["folders"] else "missing (serve creates it)"
+            out.print(f"     folder {folder}: {state}")
+        if "MOVE" not in caps and "UIDPLUS" not in caps:
+            out.print("     warning: without MOVE or UIDPLUS moved messages stay \\Deleted")
+    if problems:
+        raise typer.Exit(1)
 
 
 def main() -> None:

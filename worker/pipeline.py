@@ -272,12 +272,22 @@ class Mailgate:
     ) -> Decision:
         """Decide, record, log the canonical line, and spool any reply when no relay is set."""
         pending = self.decide(raw, envelope, reject_in_dialogue=reject_in_dialogue)
-        decision = self.record(pending)
-        log.info("decision", **decision.as_dict())
-        if decision.outbox_ids and not self.settings.relay_url:
+        return self._after_commit([self.record(pending)])[0]
+
+    def ingest_many(self, messages: list[tuple[bytes, Envelope]]) -> list[Decision]:
+        """Several messages in one transaction (IMAP batches, replay): one fsync for all."""
+        pendings = [self.decide(raw, envelope) for raw, envelope in messages]
+        return self._after_commit(self.recorder.record_many(pendings))
+
+    def _after_commit(self, decisions: list[Decision]) -> list[Decision]:
+        outbox_ids: list[int] = []
+        for decision in decisions:
+            log.info("decision", **decision.as_dict())
+            outbox_ids += decision.outbox_ids
+        if outbox_ids and not self.settings.relay_url:
             try:
-                spool_pending(self.engine, self.settings.outbox_dir, decision.outbox_ids)
+                spool_pending(self.engine, self.settings.outbox_dir, outbox_ids)
             except (OSError, TransientError) as exc:
                 # The reply is committed in the outbox; the next run of any command spools it.
                 log.warning("outbox_spool_deferred", error=str(exc))
-        return decision
+        return decisions

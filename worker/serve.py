@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -22,6 +23,7 @@ import structlog
 from worker.clock import utcnow
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
+from worker.ingress.imap import ImapTarget, MailboxWorker, start_workers
 from worker.ingress.protocol import ConnectionLimits, GateLMTP, GateSMTP
 from worker.ingress.smtp import GateHandler
 from worker.outbox import spool_pending
@@ -46,6 +48,7 @@ class Server:
         self.handlers: list[GateHandler] = []
         self.servers: list[asyncio.base_events.Server] = []
         self.stopping = asyncio.Event()
+        self.imap_workers: list[MailboxWorker] = []
         self.wake = asyncio.Event()
         # Relay and webhook calls can block for seconds: they get their own thread.
         self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
@@ -163,12 +166,18 @@ class Server:
         if ready_fd is None:
             announce(self.gate, listening, workers=1)
         outbox = asyncio.create_task(self.outbox_loop() if self.dispatch else self.stopping.wait())
+        imap_stop = threading.Event()
+        # One process polls each mailbox; with --workers, worker 0 does.
+        self.imap_workers = start_workers(self.gate, imap_stop) if self.dispatch else []
         if started is not None:
             started.set_result(listening)
         await self.stopping.wait()
         log.info("mailgate_stopping", in_flight=sum(h.in_flight for h in self.handlers))
+        imap_stop.set()
         await self.close()
         await outbox
+        for worker in self.imap_workers:
+            await loop.run_in_executor(None, worker.join, 30)
         log.info("mailgate_stopped")
 
 
@@ -192,6 +201,7 @@ def announce(gate: Mailgate, listening: list[str], workers: int) -> None:
         database=_redact(settings.effective_database_url),
         reject_mode=settings.reject_mode,
         outbox="relay" if settings.relay_url else str(settings.outbox_dir),
+        imap=[ImapTarget.parse(url).key for url in settings.imap_url or []],
     )
 
 

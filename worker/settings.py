@@ -44,7 +44,12 @@ class Settings(BaseSettings):
     support_domains: list[str] | None = None
     relay_url: str | None = None
     reply_secret: str | None = None
-    imap_url: str | None = None
+    imap_url: list[str] | None = None
+    imap_processed: str = "Processed"
+    imap_rejected: str = "Rejected"
+    imap_quarantine: str = "Quarantine"
+    imap_idle_seconds: float = Field(default=600, gt=0, le=1740)
+    imap_lease_seconds: float = Field(default=60, ge=3)
     reject_mode: Literal["reply", "smtp"] = "reply"
     trusted_authserv_id: str | None = None
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
@@ -71,6 +76,21 @@ class Settings(BaseSettings):
                 if "." not in domain or " " in domain or "@" in domain:
                     raise ValueError(f"not a domain: {domain!r}")
             return domains or None
+        return value
+
+    @field_validator("imap_url", mode="before")
+    @classmethod
+    def _split_imap(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for url in value:
+                parts = urlsplit(str(url))
+                if parts.scheme not in ("imap", "imaps") or not parts.hostname:
+                    raise ValueError("expected imaps://user:pass@host:port/MAILBOX or imap://…")
+                if not parts.username:
+                    raise ValueError(f"no user name in {parts.scheme}://{parts.hostname}")
+            return value or None
         return value
 
     @field_validator("smtp_listen", "lmtp_listen", "http_listen")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, LargeBinary, String, Text
+from sqlalchemy import JSON, BigInteger, Column, LargeBinary, String, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -101,3 +101,16 @@ class OutboxRow(SQLModel, table=True):
     claimed_until: datetime | None = None  # a dispatcher's lease while it sends
     done_at: datetime | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class ImapCursor(SQLModel, table=True):
+    """How far one mailbox has been decided, and which process polls it now."""
+
+    __tablename__ = "imap_cursor"
+
+    mailbox: str = Field(primary_key=True, max_length=500)  # user@host:port/MAILBOX
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    owner: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = None
+    updated_at: datetime

@@ -20,7 +20,8 @@ from worker.policy.context import TicketInfo
 from worker.store.models import ChainHead, DecisionRow, RawMessage, ReplyLedger, Ticket
 
 
-def _insert(session: Session, table: Any) -> Any:
+def dialect_insert(session: Session, table: Any) -> Any:
+    """INSERT with the dialect's ON CONFLICT support (SQLite and PostgreSQL share it)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
 
@@ -53,7 +54,7 @@ class StoreDirectory:
 def store_raw(session: Session, sha256: str, raw: bytes) -> None:
     """Content-addressed: the same bytes are stored once, whoever delivers them."""
     statement = (
-        _insert(session, RawMessage)
+        dialect_insert(session, RawMessage)
         .values(sha256=sha256, size=len(raw), compressed=zlib.compress(raw, 6), stored_at=utcnow())
         .on_conflict_do_nothing(index_elements=["sha256"])
     )
@@ -84,7 +85,7 @@ def claim_reply_slot(
     One upsert that only overwrites a stale timestamp: two replicas racing for the same
     slot cannot both win, and the claim commits or rolls back with the decision.
     """
-    insert = _insert(session, ReplyLedger).values(sender=sender, reason=reason, last_at=now)
+    insert = dialect_insert(session, ReplyLedger).values(sender=sender, reason=reason, last_at=now)
     statement = insert.on_conflict_do_update(
         index_elements=["sender", "reason"],
         set_={"last_at": now},

@@ -1,0 +1,388 @@
+"""IMAP ingress: one thread per mailbox, exactly-once decisions, moves only after commit.
+
+Each worker logs in, selects its mailbox and checks ``UIDVALIDITY`` against its durable
+cursor (a change resets the cursor; idempotency makes the re-read harmless). It then
+catches up with ``UID SEARCH`` from the cursor, fetches with ``BODY.PEEK[]`` (nothing is
+marked seen), decides a batch in one transaction, and only then moves each message to
+``Processed``, ``Rejected`` or ``Quarantine`` — with ``MOVE``, or ``COPY`` + ``\\Deleted`` +
+``UID EXPUNGE`` of exactly those UIDs, never a plain ``EXPUNGE``. Then it IDLEs (re-issued
+at most every ``MAILGATE_IMAP_IDLE_SECONDS``) and catches up again after every wake-up,
+because an IDLE notification is a hint, not a list. A crash between commit and move
+leaves the message in the mailbox; the next pass decides it as ``duplicate`` and moves it
+where the original decision belongs, without a second reply. Socket and protocol errors
+reconnect with exponential backoff and jitter; a refused login is retried slowly. A lease
+in the cursor row keeps one replica at a time on a given mailbox.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import structlog
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+from sqlalchemy import update
+from sqlmodel import Session, col
+
+from worker.clock import aware, utcnow
+from worker.decision import Decision
+from worker.errors import TransientError
+from worker.mail import Envelope, InboundMail
+from worker.pipeline import Mailgate
+from worker.store.db import transaction
+from worker.store.models import DecisionRow, ImapCursor
+from worker.store.repository import dialect_insert
+
+log = structlog.get_logger("mailgate.imap")
+BATCH = 50
+MAX_BACKOFF = 60.0
+LOGIN_RETRY = 60.0
+DELETED = b"\\Deleted"
+
+
+@dataclass(frozen=True)
+class ImapTarget:
+    """One mailbox from ``MAILGATE_IMAP_URL``."""
+
+    url: str
+    host: str
+    port: int
+    tls: bool  # imaps:// (implicit TLS); imap:// upgrades with STARTTLS when offered
+    user: str
+    password: str
+    mailbox: str
+
+    @classmethod
+    def parse(cls, url: str) -> ImapTarget:
+        parts = urlsplit(url)
+        tls = parts.scheme == "imaps"
+        return cls(
+            url=url,
+            host=parts.hostname or "localhost",
+            port=parts.port or (993 if tls else 143),
+            tls=tls,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            mailbox=unquote(parts.path.lstrip("/")) or "INBOX",
+        )
+
+    @property
+    def key(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}/{self.mailbox}"
+
+
+@dataclass
+class MailboxHealth:
+    """What ops (and ``/readyz`` later) need to know about one mailbox."""
+
+    state: str = "starting"  # connecting | catching_up | idle | backoff | standby | stopped
+    connected: bool = False
+    last_error: str | None = None
+    last_pass: datetime | None = None
+    decided: int = 0
+    lag: int = 0  # messages seen in the mailbox, not yet decided
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+def connect(target: ImapTarget, timeout: float = 30) -> IMAPClient:
+    context = ssl.create_default_context()
+    client = IMAPClient(
+        target.host, port=target.port, ssl=target.tls, ssl_context=context, timeout=timeout
+    )
+    if not target.tls and b"STARTTLS" in client.capabilities():
+        client.starttls(context)
+    client.login(target.user, target.password)
+    return client
+
+
+class MailboxWorker(threading.Thread):
+    """Drains one mailbox for as long as ``stop`` is not set."""
+
+    def __init__(
+        self,
+        gate: Mailgate,
+        target: ImapTarget,
+        stop: threading.Event,
+        on_batch: Callable[[list[Decision]], None] | None = None,
+    ) -> None:
+        super().__init__(name=f"imap:{target.key}", daemon=True)
+        self.gate = gate
+        self.target = target
+        self.stop = stop
+        self.on_batch = on_batch
+        self.health = MailboxHealth()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        # How long a silent poller keeps the mailbox before another replica takes over.
+        self.lease = timedelta(seconds=gate.settings.imap_lease_seconds)
+        settings = gate.settings
+        self.folders = {
+            "processed": settings.imap_processed,
+            "rejected": settings.imap_rejected,
+            "quarantine": settings.imap_quarantine,
+        }
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        delay = 1.0
+        while not self.stop.is_set():
+            try:
+                self.session()
+                delay = 1.0
+            except LoginError as exc:
+                self._trouble("login_failed", exc)
+                self.stop.wait(LOGIN_RETRY)
+            except (OSError, IMAPClientError, TransientError, ssl.SSLError) as exc:
+                self._trouble("connection_lost", exc)
+                self.stop.wait(delay * random.uniform(0.5, 1.5))
+                delay = min(delay * 2, MAX_BACKOFF)
+            except Exception as exc:  # a bug must not end the thread for good
+                log.exception("imap_worker_error", mailbox=self.target.key)
+                self._trouble("internal_error", exc)
+                self.stop.wait(delay)
+                delay = min(delay * 2, MAX_BACKOFF)
+        self.health.state = "stopped"
+
+    def _trouble(self, what: str, exc: BaseException) -> None:
+        self.health.connected = False
+        self.health.state = "backoff"
+        self.health.last_error = f"{what}: {type(exc).__name__}"
+        log.warning(
+            f"imap_{what}", mailbox=self.target.key, error=type(exc).__name__, detail=str(exc)[:200]
+        )
+
+    def session(self) -> None:
+        self.health.state = "connecting"
+        client = connect(self.target)
+        try:
+            self.health.connected = True
+            capabilities = set(client.capabilities())
+            for folder in self.folders.values():
+                if not client.folder_exists(folder):
+                    client.create_folder(folder)
+                    log.info("imap_folder_created", mailbox=self.target.key, folder=folder)
+            selected = client.select_folder(self.target.mailbox)
+            uidvalidity = int(selected[b"UIDVALIDITY"])
+            log.info(
+                "imap_connected",
+                mailbox=self.target.key,
+                uidvalidity=uidvalidity,
+                move=b"MOVE" in capabilities,
+                uidplus=b"UIDPLUS" in capabilities,
+                exists=int(selected.get(b"EXISTS", 0)),
+            )
+            while not self.stop.is_set():
+                if not self.claim_lease(uidvalidity):
+                    self.health.state = "standby"
+                    self.stop.wait(self.lease.total_seconds() / 3)
+                    client.noop()
+                    continue
+                self.catch_up(client, capabilities, uidvalidity)
+                self.idle(client)
+        finally:
+            self.health.connected = False
+            try:
+                client.logout()
+            except Exception:
+                client.shutdown()
+
+    def idle(self, client: IMAPClient) -> None:
+        """Wait for news; re-issue IDLE at most every ``imap_idle_seconds``."""
+        self.health.state = "idle"
+        client.idle()
+        started = renewed = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                if client.idle_check(timeout=1):
+                    return
+                now = time.monotonic()
+                if now - started >= self.gate.settings.imap_idle_seconds:
+                    return
+                if now - renewed >= self.lease.total_seconds() / 3:
+                    # Keep the lease while idle; a standby replica takes over if we vanish.
+                    self.renew_lease()
+                    renewed = now
+        finally:
+            client.idle_done()
+
+    # -- one pass ------------------------------------------------------------------------
+
+    def catch_up(self, client: IMAPClient, capabilities: set[bytes], uidvalidity: int) -> None:
+        self.health.state = "catching_up"
+        last = self.cursor_last_uid(uidvalidity)
+        # Messages someone else flagged \\Deleted are on their way out: not ours to decide.
+        uids = sorted(
+            u for u in client.search(["UID", f"{last + 1}:*", "NOT", "DELETED"]) if u > last
+        )
+        self.health.lag = len(uids)
+        for start in range(0, len(uids), BATCH):
+            if self.stop.is_set():
+                return
+            chunk = uids[start : start + BATCH]
+            fetched = client.fetch(chunk, ["BODY.PEEK[]", "INTERNALDATE"])
+            messages, present = [], []
+            for uid in chunk:
+                data = fetched.get(uid)
+                if not data or b"BODY[]" not in data:
+                    continue  # expunged meanwhile by someone else
+                raw = bytes(data[b"BODY[]"])
+                internal = data.get(b"INTERNALDATE")
+                received = aware(internal) if isinstance(internal, datetime) else utcnow()
+                messages.append((raw, self.envelope(raw, received)))
+                present.append(uid)
+            decisions = self.gate.ingest_many(messages) if messages else []
+            self.move(client, capabilities, present, decisions)
+            self.save_cursor(uidvalidity, chunk[-1])
+            self.health.decided += len(decisions)
+            self.health.lag = max(0, len(uids) - start - len(chunk))
+            self.health.last_pass = utcnow()
+            if self.on_batch is not None:
+                self.on_batch(decisions)
+        self.health.last_pass = utcnow()
+
+    def envelope(self, raw: bytes, received: datetime) -> Envelope:
+        mail = InboundMail.from_bytes(raw)
+        sender = mail.return_path if mail.return_path is not None else mail.from_address
+        return Envelope(mail_from=sender, rcpt_tos=(), channel="imap", received_at=received)
+
+    def folder_for(self, decision: Decision) -> str:
+        name = decision.decision
+        if name == "duplicate" and decision.duplicate_of is not None:
+            with Session(self.gate.read_engine) as session:
+                original = session.get(DecisionRow, decision.duplicate_of)
+                if original is not None:
+                    name = original.decision
+        if name == "quarantined":
+            return self.folders["quarantine"]
+        if name.startswith("rejected_"):
+            return self.folders["rejected"]
+        return self.folders["processed"]
+
+    def move(
+        self,
+        client: IMAPClient,
+        capabilities: set[bytes],
+        uids: list[int],
+        decisions: list[Decision],
+    ) -> None:
+        by_folder: dict[str, list[int]] = {}
+        for uid, decision in zip(uids, decisions, strict=True):
+            by_folder.setdefault(self.folder_for(decision), []).append(uid)
+        for folder, group in by_folder.items():
+            if b"MOVE" in capabilities:
+                client.move(group, folder)
+            else:
+                client.copy(group, folder)
+                client.add_flags(group, [DELETED])
+                if b"UIDPLUS" in capabilities:
+                    client.uid_expunge(group)  # only these UIDs: others' \Deleted stay
+                else:
+                    log.warning(
+                        "imap_no_uidplus",
+                        mailbox=self.target.key,
+                        detail="copied and flagged \\Deleted; not expunged",
+                    )
+            log.info("imap_moved", mailbox=self.target.key, folder=folder, count=len(group))
+
+    # -- cursor and lease ----------------------------------------------------------------
+
+    def claim_lease(self, uidvalidity: int) -> bool:
+        now = utcnow()
+        with transaction(self.gate.engine) as session:
+            session.execute(
+                dialect_insert(session, ImapCursor)
+                .values(
+                    mailbox=self.target.key,
+                    uidvalidity=uidvalidity,
+                    last_uid=0,
+                    owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["mailbox"])
+            )
+            result: Any = session.execute(
+                update(ImapCursor)
+                .where(col(ImapCursor.mailbox) == self.target.key)
+                .where(
+                    (col(ImapCursor.owner) == self.owner)
+                    | col(ImapCursor.owner).is_(None)
+                    | (col(ImapCursor.lease_until) < now)
+                )
+                .values(owner=self.owner, lease_until=now + self.lease)
+            )
+            return bool(result.rowcount)
+
+    def renew_lease(self) -> None:
+        with transaction(self.gate.engine) as session:
+            session.execute(
+                update(ImapCursor)
+                .where(
+                    col(ImapCursor.mailbox) == self.target.key, col(ImapCursor.owner) == self.owner
+                )
+                .values(lease_until=utcnow() + self.lease)
+            )
+
+    def cursor_last_uid(self, uidvalidity: int) -> int:
+        with transaction(self.gate.engine) as session:
+            cursor = session.get(ImapCursor, self.target.key)
+            assert cursor is not None  # created by claim_lease
+            if cursor.uidvalidity != uidvalidity:
+                log.warning(
+                    "imap_uidvalidity_changed",
+                    mailbox=self.target.key,
+                    old=cursor.uidvalidity,
+                    new=uidvalidity,
+                )
+                cursor.uidvalidity, cursor.last_uid = uidvalidity, 0
+                cursor.updated_at = utcnow()
+            return int(cursor.last_uid)
+
+    def save_cursor(self, uidvalidity: int, uid: int) -> None:
+        with transaction(self.gate.engine) as session:
+            session.execute(
+                update(ImapCursor)
+                .where(
+                    col(ImapCursor.mailbox) == self.target.key,
+                    col(ImapCursor.uidvalidity) == uidvalidity,
+                    col(ImapCursor.last_uid) < uid,
+                )
+                .values(last_uid=uid, updated_at=utcnow(), lease_until=utcnow() + self.lease)
+            )
+
+
+def start_workers(gate: Mailgate, stop: threading.Event) -> list[MailboxWorker]:
+    workers = [
+        MailboxWorker(gate, ImapTarget.parse(url), stop) for url in gate.settings.imap_url or []
+    ]
+    for worker in workers:
+        worker.start()
+    return workers
+
+
+def describe(target: ImapTarget) -> dict[str, Any]:
+    """``mailgate imap check``: connect, list what is there and what is missing; no change."""
+    client = connect(target)
+    try:
+        capabilities = sorted(c.decode() for c in client.capabilities())
+        folders = [name for _flags, _sep, name in client.list_folders()]
+        examined = client.select_folder(target.mailbox, readonly=True)
+        return {
+            "mailbox": target.key,
+            "capabilities": capabilities,
+            "folders": folders,
+            "uidvalidity": int(examined[b"UIDVALIDITY"]),
+            "messages": int(examined.get(b"EXISTS", 0)),
+        }
+    finally:
+        client.logout()
