@@ -249,6 +249,14 @@ class MailboxWorker(threading.Thread):
             if self.on_batch is not None:
                 self.on_batch(decisions)
         self.health.last_pass = utcnow()
+        if uids:
+            log.info(
+                "imap_caught_up",
+                mailbox=self.target.key,
+                fetched=len(uids),
+                lag=self.health.lag,
+                last_uid=uids[-1],
+            )
 
     def envelope(self, raw: bytes, received: datetime) -> Envelope:
         mail = InboundMail.from_bytes(raw)
