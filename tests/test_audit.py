@@ -105,3 +105,56 @@ def test_renumbered_rows_are_detected(gate: Mailgate, tmp_path: Path) -> None:
     result = run_verify(gate)
     assert result.returncode == 1
     assert "decision seq 4" in result.stderr
+
+
+def run_cli(gate: Mailgate, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "MAILGATE_DATA_DIR": str(gate.settings.data_dir),
+        "MAILGATE_DATABASE_URL": gate.settings.effective_database_url,
+        "MAILGATE_POLICY_DIR": str(POLICIES),
+        "MAILGATE_REPLY_SECRET": SECRET,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_export_verifies_offline_and_detects_edits(gate: Mailgate, tmp_path: Path) -> None:
+    """An auditor verifies the exported chain without the database; edits are named."""
+    fill(gate)
+    export = tmp_path / "chain.jsonl"
+    result = run_cli(gate, "audit", "export", str(export))
+    assert result.returncode == 0, result.stderr
+    lines = export.read_text().splitlines()
+    assert len(lines) == 6 and '"head"' in lines[-1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
+    offline = subprocess.run(
+        [sys.executable, "-m", "worker", "audit", "verify", "--export", str(export)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert offline.returncode == 0, offline.stderr
+    assert "5 decisions" in offline.stdout
+    lines[2] = lines[2].replace("rejected_new_ticket", "accepted_followup", 1)
+    export.write_text("\n".join(lines) + "\n")
+    tampered = subprocess.run(
+        [sys.executable, "-m", "worker", "audit", "verify", "--export", str(export)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert tampered.returncode == 1 and "decision seq 3" in tampered.stderr
+    truncated = tmp_path / "truncated.jsonl"
+    truncated.write_text("\n".join(export.read_text().splitlines()[:3]) + "\n")
+    cut = subprocess.run(
+        [sys.executable, "-m", "worker", "audit", "verify", "--export", str(truncated)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert cut.returncode == 1 and "truncated" in cut.stderr

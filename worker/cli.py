@@ -207,6 +207,72 @@ def _when(text: str, option: str) -> datetime:
         fail(f"{option}: not an ISO 8601 date or time: {text!r}", EX_USAGE)
 
 
+@app.command()
+def replay(
+    archive: Annotated[Path, typer.Argument(help="An mbox file or a Maildir folder.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide, write nothing.")] = False,
+) -> None:
+    """Decide an archive, each message under the policy in force when it was received."""
+    from rich.progress import Progress
+
+    from worker import archive as archives
+    from worker.mail import InboundMail
+
+    cfg = settings()
+    try:
+        total = archives.count(archive)
+    except (ValueError, OSError) as exc:
+        fail(str(exc), EX_DATAERR)
+    gate = open_gate(cfg)
+    counts: dict[str, int] = {}
+    undated = 0
+    batch: list[tuple[bytes, Envelope]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        if dry_run:
+            decided = [gate.explain(raw, envelope) for raw, envelope in batch]
+        else:
+            decided = gate.ingest_many(batch)
+        for decision in decided:
+            counts[decision.decision] = counts.get(decision.decision, 0) + 1
+        batch.clear()
+
+    try:
+        with Progress(console=Console(stderr=True), transient=False) as progress:
+            task = progress.add_task("replaying" + (" (dry run)" if dry_run else ""), total=total)
+            for raw in archives.messages(archive):
+                mail = InboundMail.from_bytes(raw)
+                when = archives.received_at(mail)
+                if when is None:
+                    undated += 1
+                base = _envelope(raw, None, [], "replay", when)
+                batch.append((raw, base))
+                if len(batch) >= 100:
+                    flush()
+                progress.advance(task)
+            flush()
+            progress.update(task, completed=total)
+    except TransientError as exc:
+        fail(
+            f"replay interrupted, rerun to continue (decided messages are skipped as "
+            f"duplicates): {exc}",
+            EX_TEMPFAIL,
+        )
+    table = Table(
+        "decision",
+        "messages",
+        title=f"{archive} ({'dry run, nothing written' if dry_run else 'recorded'})",
+    )
+    for name, number in sorted(counts.items(), key=lambda item: -item[1]):
+        table.add_row(name, str(number))
+    table.add_row("total", str(sum(counts.values())))
+    out.print(table)
+    if undated:
+        out.print(f"{undated} messages carried no usable date and were decided as received now")
+
+
 @tickets_app.command("add")
 def tickets_add(
     ticket_id: Annotated[str, typer.Argument(metavar="ID")],
@@ -341,19 +407,59 @@ def decisions(
         console.print(table)
 
 
+@app.command()
+def report(
+    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, json, csv or html")] = "text",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here.")] = None,
+) -> None:
+    """Aggregates for ops and auditors over a period."""
+    from worker.report import build_report, render_csv, render_html, render_json, render_text
+
+    renderers = {"text": render_text, "json": render_json, "csv": render_csv, "html": render_html}
+    if fmt not in renderers:
+        fail(f"--format: expected one of {', '.join(renderers)}, got {fmt!r}", EX_USAGE)
+    start = _when(since, "--since") if since else None
+    end = _when(until, "--until") if until else None
+    cfg = settings()
+    gate = open_gate(cfg)
+    text = renderers[fmt](build_report(gate.read_engine, start, end))
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        out.print(f"report written to {output}")
+
+
 def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    export: Annotated[
+        Path | None,
+        typer.Option("--export", help="Verify an export file offline instead of the database."),
+    ] = None,
+) -> None:
     """Check the decision chain; exit 1 naming the first broken row."""
     from sqlmodel import Session
 
-    from worker.audit import verify_chain
+    from worker.audit import verify_chain, verify_export
     from worker.store.models import ChainHead
     from worker.store.repository import iter_chain
 
+    if export is not None:
+        try:
+            with export.open(encoding="utf-8") as handle:
+                result = verify_export(handle)
+        except OSError as exc:
+            fail(f"cannot read {export}: {exc.strerror}", EX_DATAERR)
+        if not result.ok:
+            fail(f"audit chain broken in {export}: {result.problem}", 1)
+        out.print(f"audit export intact: {result.rows} decisions")
+        return
     cfg = settings()
     gate = open_gate(cfg)
     with Session(gate.read_engine) as session:
@@ -363,6 +469,29 @@ def audit_verify() -> None:
     if not result.ok:
         fail(f"audit chain broken: {result.problem}", 1)
     out.print(f"audit chain intact: {result.rows} decisions, head {head.digest[:16]}…")
+
+
+@audit_app.command("export")
+def audit_export(file: Annotated[Path, typer.Argument(help="JSON lines to write.")]) -> None:
+    """Write the decision chain for an auditor: one JSON line per decision, then the head."""
+    from sqlmodel import Session
+
+    from worker.audit import export_record
+    from worker.store.models import ChainHead
+    from worker.store.repository import iter_chain
+
+    cfg = settings()
+    gate = open_gate(cfg)
+    count = 0
+    with Session(gate.read_engine) as session, file.open("w", encoding="utf-8") as handle:
+        # One read transaction: the rows and the head are one consistent snapshot.
+        for row in iter_chain(session):
+            handle.write(json.dumps(export_record(row), ensure_ascii=False) + "\n")
+            count += 1
+        head = session.get(ChainHead, 1)
+        assert head is not None
+        handle.write(json.dumps({"head": {"seq": head.seq, "digest": head.digest}}) + "\n")
+    out.print(f"exported {count} decisions to {file}; head {head.digest}")
 
 
 @policy_app.command("check")

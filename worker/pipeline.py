@@ -218,7 +218,8 @@ class Mailgate:
             trace=trace,
             duplicate_of=duplicate_of,
         )
-        if decision_name == "accepted_followup":
+        if decision_name == "accepted_followup" and envelope.channel != "replay":
+            # An archive replay records history; the ticket system already has it.
             outbox += self._forwards(decision, mail, domains)
         return Pending(decision, dedup_key, raw, plan, outbox, window, max_delivery)
 
