@@ -10,6 +10,7 @@ answers it once. ``explain`` runs ``decide`` alone and writes nothing.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from email.policy import SMTP
@@ -36,6 +37,7 @@ from worker.store.repository import (
     reply_slot_free,
 )
 from worker.tokens import ReplyTokens
+from worker.web.metrics import DECISION_SECONDS
 
 log = structlog.get_logger("mailgate.decision")
 
@@ -272,13 +274,21 @@ class Mailgate:
         self, raw: bytes, envelope: Envelope, *, reject_in_dialogue: bool = False
     ) -> Decision:
         """Decide, record, log the canonical line, and spool any reply when no relay is set."""
+        started = time.perf_counter()
         pending = self.decide(raw, envelope, reject_in_dialogue=reject_in_dialogue)
-        return self._after_commit([self.record(pending)])[0]
+        decision = self.record(pending)
+        DECISION_SECONDS.observe(time.perf_counter() - started)
+        return self._after_commit([decision])[0]
 
     def ingest_many(self, messages: list[tuple[bytes, Envelope]]) -> list[Decision]:
         """Several messages in one transaction (IMAP batches, replay): one fsync for all."""
+        started = time.perf_counter()
         pendings = [self.decide(raw, envelope) for raw, envelope in messages]
-        return self._after_commit(self.recorder.record_many(pendings))
+        decisions = self.recorder.record_many(pendings)
+        elapsed = time.perf_counter() - started
+        for _ in decisions:
+            DECISION_SECONDS.observe(elapsed)
+        return self._after_commit(decisions)
 
     def _after_commit(self, decisions: list[Decision]) -> list[Decision]:
         outbox_ids: list[int] = []

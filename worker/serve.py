@@ -49,6 +49,7 @@ class Server:
         self.servers: list[asyncio.base_events.Server] = []
         self.stopping = asyncio.Event()
         self.imap_workers: list[MailboxWorker] = []
+        self.http_runner: Any = None
         self.wake = asyncio.Event()
         # Relay and webhook calls can block for seconds: they get their own thread.
         self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
@@ -104,6 +105,46 @@ class Server:
             listening.append(f"{channel}://{address[0]}:{port}")
         return listening
 
+    async def start_http(self) -> list[str]:
+        address = self.gate.settings.listen_address("http")
+        if address is None or not self.dispatch:
+            return []
+        from aiohttp import web as aioweb
+
+        from worker.web.app import Web
+
+        site_app = Web(self.gate, self.executor, self.readiness)
+        site_app.lag_source = lambda: {w.target.key: w.health.lag for w in self.imap_workers}
+        self.http_runner = aioweb.AppRunner(site_app.application(), access_log=None)
+        await self.http_runner.setup()
+        site = aioweb.TCPSite(self.http_runner, address[0], address[1], reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.http_runner.cleanup()
+            await self.close()
+            raise ConfigError(
+                f"cannot listen on {address[0]}:{address[1]} "
+                f"(MAILGATE_HTTP_LISTEN): {exc.strerror or exc}"
+            ) from None
+        server: Any = site._server  # the bound socket tells the port when 0 was asked for
+        port = server.sockets[0].getsockname()[1] if server and server.sockets else address[1]
+        return [f"http://{address[0]}:{port}"]
+
+    def readiness(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {
+            "listeners": "ok" if all(s.is_serving() for s in self.servers) else "not serving",
+        }
+        for worker in self.imap_workers:
+            health = worker.health
+            checks[f"imap {worker.target.key}"] = {
+                "ready": health.connected and health.state in ("idle", "catching_up"),
+                "state": health.state,
+                "lag": health.lag,
+                "last_error": health.last_error,
+            }
+        return checks
+
     def _hostname(self) -> str:
         domains = self.gate.support_domains(self.gate.policies.in_force(utcnow()))
         return f"mailgate.{domains[0]}" if domains else "mailgate"
@@ -138,6 +179,9 @@ class Server:
                 waiter.cancel()
 
     async def close(self) -> None:
+        if self.http_runner is not None:
+            await self.http_runner.cleanup()
+            self.http_runner = None
         for server in self.servers:
             server.close()
         for handler in self.handlers:
@@ -156,6 +200,7 @@ class Server:
         ready_fd: int | None = None,
     ) -> None:
         listening = await self.start()
+        listening += await self.start_http()
         if ready_fd is not None:  # a worker process tells its parent it is listening
             os.write(ready_fd, b"1")
             os.close(ready_fd)

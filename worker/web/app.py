@@ -1,0 +1,278 @@
+"""The aiohttp application: ``/healthz``, ``/readyz``, ``/metrics``, ``/api`` and ``/``.
+
+Every ``/api`` route needs ``Authorization: Bearer $MAILGATE_API_TOKEN`` (compared in
+constant time; without a configured token the API is closed). The dashboard page itself
+holds no data: it asks for the token and reads the API, so message headers and traces are
+never shown without it. Database work runs in the server's thread pool, off the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlmodel import Session, col, select
+
+from worker.clock import parse_when
+from worker.decision import DECISIONS
+from worker.errors import TransientError
+from worker.mail import InboundMail
+from worker.pipeline import Mailgate
+from worker.store.models import DecisionRow, OutboxRow
+from worker.store.repository import load_raw
+from worker.tickets import TicketRecord, describe_error, upsert
+from worker.web.metrics import registry_for
+
+DASHBOARD = Path(__file__).parent / "dashboard.html"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SHOWN_HEADERS = (
+    "From",
+    "To",
+    "Cc",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Return-Path",
+    "Auto-Submitted",
+    "Precedence",
+    "List-Id",
+)
+
+
+def row_json(row: DecisionRow, delivery: str | None = None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "seq": row.seq,
+        "decision": row.decision,
+        "rule": row.rule,
+        "policy": row.policy,
+        "policy_sha256": row.policy_sha256,
+        "ticket": row.ticket,
+        "reply": {"status": row.reply_status, "reason": row.reply_reason, "delivery": delivery},
+        "message_id": row.message_id,
+        "raw_sha256": row.raw_sha256,
+        "envelope_from": row.envelope_from,
+        "recipients": row.recipients,
+        "received_at": row.received_at.isoformat(),
+        "decided_at": row.decided_at.isoformat(),
+        "channel": row.channel,
+        "duplicate_of": row.duplicate_of,
+    }
+
+
+class Web:
+    def __init__(
+        self, gate: Mailgate, executor: Executor, readiness: Callable[[], dict[str, Any]]
+    ) -> None:
+        self.gate = gate
+        self.executor = executor
+        self.readiness = readiness
+        self.registry = registry_for(gate.read_engine, self._imap_lag)
+        self.lag_source: Callable[[], dict[str, int]] = dict
+
+    def _imap_lag(self) -> dict[str, int]:
+        return self.lag_source()
+
+    async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+
+    def application(self) -> web.Application:
+        app = web.Application(middlewares=[self.guard])
+        app.add_routes(
+            [
+                web.get("/healthz", self.healthz),
+                web.get("/readyz", self.readyz),
+                web.get("/metrics", self.metrics),
+                web.get("/api/decisions", self.decisions),
+                web.get("/api/decisions/{id:\\d+}", self.decision),
+                web.get("/api/summary", self.summary),
+                web.put("/api/tickets/{id}", self.put_ticket),
+                web.get("/", self.dashboard),
+            ]
+        )
+        return app
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/api"):
+            token = self.gate.settings.api_token
+            offered = request.headers.get("Authorization", "")
+            expected = f"Bearer {token}" if token else ""
+            if not token or not hmac.compare_digest(offered.encode(), expected.encode()):
+                return web.json_response(
+                    {"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+                )
+        try:
+            return await handler(request)
+        except TransientError:
+            return web.json_response({"error": "database unavailable"}, status=503)
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        checks = dict(self.readiness())
+        try:
+            await self.blocking(self._ping)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        ready = all(v == "ok" or (isinstance(v, dict) and v.get("ready")) for v in checks.values())
+        return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+
+    def _ping(self) -> None:
+        with self.gate.read_engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body = await self.blocking(generate_latest, self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def dashboard(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text=DASHBOARD.read_text(encoding="utf-8"), content_type="text/html", charset="utf-8"
+        )
+
+    # -- API -----------------------------------------------------------------------------
+
+    async def decisions(self, request: web.Request) -> web.Response:
+        query = request.query
+        try:
+            since = parse_when(query["since"]) if "since" in query else None
+            until = parse_when(query["until"]) if "until" in query else None
+            limit = min(int(query.get("limit", "100")), 1000)
+        except ValueError as exc:
+            return web.json_response({"error": f"bad query: {exc}"}, status=400)
+        decision = query.get("decision")
+        if decision and decision not in DECISIONS:
+            return web.json_response({"error": f"unknown decision {decision!r}"}, status=400)
+        rows = await self.blocking(
+            self._decisions,
+            since,
+            until,
+            decision,
+            query.get("rule"),
+            query.get("sender"),
+            query.get("ticket"),
+            query.get("channel"),
+            limit,
+        )
+        return web.json_response({"decisions": rows})
+
+    def _decisions(
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        decision: str | None,
+        rule: str | None,
+        sender: str | None,
+        ticket: str | None,
+        channel: str | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        statement = select(DecisionRow).order_by(col(DecisionRow.seq).desc()).limit(limit)
+        filters = [
+            (since, lambda v: col(DecisionRow.received_at) >= v),
+            (until, lambda v: col(DecisionRow.received_at) < v),
+            (decision, lambda v: col(DecisionRow.decision) == v),
+            (rule, lambda v: col(DecisionRow.rule) == v),
+            (sender, lambda v: col(DecisionRow.envelope_from) == v.lower()),
+            (ticket, lambda v: col(DecisionRow.ticket) == v),
+            (channel, lambda v: col(DecisionRow.channel) == v),
+        ]
+        for value, condition in filters:
+            if value:
+                statement = statement.where(condition(value))
+        with Session(self.gate.read_engine) as session:
+            rows = session.scalars(statement).all()
+            ids = [r.id for r in rows]
+            delivery = {
+                o.decision_id: o.status
+                for o in session.scalars(
+                    select(OutboxRow).where(
+                        col(OutboxRow.decision_id).in_(ids), col(OutboxRow.kind) == "auto_reply"
+                    )
+                )
+            }
+        return [row_json(r, delivery.get(r.id or 0)) for r in rows]
+
+    async def decision(self, request: web.Request) -> web.Response:
+        found = await self.blocking(self._decision, int(request.match_info["id"]))
+        if found is None:
+            return web.json_response({"error": "no such decision"}, status=404)
+        return web.json_response(found)
+
+    def _decision(self, decision_id: int) -> dict[str, Any] | None:
+        with Session(self.gate.read_engine) as session:
+            row = session.get(DecisionRow, decision_id)
+            if row is None:
+                return None
+            raw = load_raw(session, row.raw_sha256)
+            outbox = session.scalars(
+                select(OutboxRow).where(col(OutboxRow.decision_id) == decision_id)
+            ).all()
+        result = row_json(row)
+        result["trace"] = row.trace
+        result["outbox"] = [
+            {"kind": o.kind, "status": o.status, "attempts": o.attempts, "last_error": o.last_error}
+            for o in outbox
+        ]
+        headers: dict[str, list[str]] = {}
+        if raw is not None:
+            mail = InboundMail.from_bytes(raw)
+            for name in SHOWN_HEADERS:
+                values = mail.header_all(name)
+                if values:
+                    headers[name] = values
+        result["headers"] = headers
+        result["raw_kept"] = raw is not None
+        return result
+
+    async def summary(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.blocking(self._summary))
+
+    def _summary(self) -> dict[str, Any]:
+        from datetime import timedelta
+
+        from sqlalchemy import func
+
+        from worker.clock import utcnow
+
+        since = utcnow() - timedelta(hours=24)
+        with Session(self.gate.read_engine) as session:
+            counts = dict(
+                session.execute(
+                    select(DecisionRow.decision, func.count())
+                    .where(col(DecisionRow.received_at) >= since)
+                    .group_by(DecisionRow.decision)
+                ).all()
+            )
+        return {"since": since.isoformat(), "counts": counts}
+
+    async def put_ticket(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("expected a JSON object")
+            body["id"] = request.match_info["id"]
+            record = TicketRecord.model_validate(body)
+        except ValidationError as exc:
+            return web.json_response({"error": describe_error(exc)}, status=400)
+        except (ValueError, json.JSONDecodeError) as exc:
+            return web.json_response({"error": f"bad JSON: {exc}"}, status=400)
+        await self.blocking(upsert, self.gate.engine, [record])
+        return web.json_response(
+            {"ticket": record.id, "kind": record.kind, "status": record.status}
+        )
