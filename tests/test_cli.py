@@ -201,3 +201,30 @@ def test_decisions_formats(tmp_path: Path) -> None:
     assert table.returncode == 0 and b"rejected_new_ticket" in table.stdout
     bad = mailgate(tmp_path, "decisions", "--decision", "nope")
     assert bad.returncode == 64 and b"unknown decision" in bad.stderr
+
+
+def test_decisions_filters_and_delivery(tmp_path: Path) -> None:
+    """Filters by rule, sender, ticket and channel; the reply's delivery state is shown."""
+    mailgate(
+        tmp_path,
+        "tickets",
+        "add",
+        "1001",
+        "--kind",
+        "technical",
+        "--participant",
+        "bob@partner.example",
+    )
+    mailgate(tmp_path, "ingest", str(FIXTURES / "new_ticket.eml"))
+    mailgate(tmp_path, "ingest", str(FIXTURES / "followup_subject_tag.eml"))
+
+    def rows(*filters: str) -> list[dict[str, object]]:
+        result = mailgate(tmp_path, "decisions", "--format", "json", *filters)
+        return [json.loads(line) for line in result.stdout.decode().splitlines()]
+
+    assert [r["decision"] for r in rows("--rule", "new_ticket")] == ["rejected_new_ticket"]
+    assert rows("--rule", "new_ticket")[0]["delivery"] == "spooled"
+    assert [r["ticket"] for r in rows("--sender", "bob@partner.example")] == ["1001"]
+    assert [r["decision"] for r in rows("--ticket", "1001")] == ["accepted_followup"]
+    assert len(rows("--channel", "pipe")) == 2 and rows("--channel", "smtp") == []
+    assert rows("--until", "2020-01-01") == []

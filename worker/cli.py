@@ -354,29 +354,39 @@ def tickets_token(ticket_id: Annotated[str, typer.Argument(metavar="ID")]) -> No
 @app.command()
 def decisions(
     since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601).")] = None,
     decision: Annotated[str | None, typer.Option(help="Only this decision.")] = None,
+    rule: Annotated[str | None, typer.Option(help="Only decided by this rule.")] = None,
+    sender: Annotated[str | None, typer.Option(help="Only this envelope sender.")] = None,
+    ticket: Annotated[str | None, typer.Option(help="Only this ticket.")] = None,
+    channel: Annotated[str | None, typer.Option(help="smtp, lmtp, imap, pipe, replay")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
 ) -> None:
-    """The decision log."""
-    from sqlmodel import Session, col, select
+    """The decision log, with the delivery state of each automatic reply."""
+    from sqlmodel import Session
 
     from worker.decision import DECISIONS
-    from worker.store.models import DecisionRow
+    from worker.store.queries import DecisionFilter, find_decisions
 
     if fmt not in ("table", "json", "csv"):
         fail(f"--format: expected table, json or csv, got {fmt!r}", EX_USAGE)
     if decision is not None and decision not in DECISIONS:
         fail(f"--decision: unknown decision {decision!r}; one of {', '.join(DECISIONS)}", EX_USAGE)
+    wanted = DecisionFilter(
+        since=_when(since, "--since") if since else None,
+        until=_when(until, "--until") if until else None,
+        decision=decision,
+        rule=rule,
+        sender=sender,
+        ticket=ticket,
+        channel=channel,
+        limit=limit,
+    )
     cfg = settings()
     gate = open_gate(cfg)
-    statement = select(DecisionRow).order_by(col(DecisionRow.seq).desc()).limit(limit)
-    if since:
-        statement = statement.where(col(DecisionRow.received_at) >= _when(since, "--since"))
-    if decision:
-        statement = statement.where(col(DecisionRow.decision) == decision)
     with Session(gate.read_engine) as session:
-        rows = session.scalars(statement).all()
+        found = find_decisions(session, wanted)
     columns = (
         "seq",
         "received_at",
@@ -386,11 +396,16 @@ def decisions(
         "envelope_from",
         "reply_status",
         "reply_reason",
+        "delivery",
         "policy",
         "channel",
         "message_id",
     )
-    records = [{c: _plain(getattr(r, c)) for c in columns} for r in rows]
+    records = []
+    for row, delivery in found:
+        record = {c: _plain(getattr(row, c, None)) for c in columns}
+        record["delivery"] = delivery
+        records.append(record)
     if fmt == "json":
         for record in records:
             sys.stdout.write(json.dumps(record) + "\n")
@@ -399,11 +414,12 @@ def decisions(
         writer.writeheader()
         writer.writerows(records)
     else:
-        table = Table(*columns[:9])
+        shown = columns[:11]
+        table = Table(*shown)
         for record in records:
-            table.add_row(*(str(record[c] or "-") for c in columns[:9]))
+            table.add_row(*(str(record[c] or "-") for c in shown))
         # Piped into a file or a pager, keep whole values rather than squeeze to 80 columns.
-        console = out if out.is_terminal else Console(highlight=False, width=240)
+        console = out if out.is_terminal else Console(highlight=False, width=260)
         console.print(table)
 
 

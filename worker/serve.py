@@ -14,7 +14,9 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -28,6 +30,7 @@ from worker.ingress.protocol import ConnectionLimits, GateLMTP, GateSMTP
 from worker.ingress.smtp import GateHandler
 from worker.outbox import spool_pending
 from worker.pipeline import Mailgate
+from worker.store.repository import purge_raw
 
 log = structlog.get_logger("mailgate.serve")
 PROXY_TIMEOUT = 10.0  # seconds a load balancer has to send the PROXY header
@@ -50,6 +53,7 @@ class Server:
         self.stopping = asyncio.Event()
         self.imap_workers: list[MailboxWorker] = []
         self.http_runner: Any = None
+        self.next_purge = 0.0
         self.wake = asyncio.Event()
         # Relay and webhook calls can block for seconds: they get their own thread.
         self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
@@ -150,9 +154,15 @@ class Server:
         return f"mailgate.{domains[0]}" if domains else "mailgate"
 
     def outbox_round(self) -> int:
-        """One pass: spool mail rows when there is no relay, dispatch the rest."""
+        """One pass: spool mail rows when there is no relay, dispatch the rest; and, at
+        most hourly, apply MAILGATE_RETENTION_DAYS to raw messages."""
         settings = self.gate.settings
         done = 0
+        if settings.retention_days and time.monotonic() >= self.next_purge:
+            self.next_purge = time.monotonic() + 3600
+            cutoff = utcnow() - timedelta(days=settings.retention_days)
+            purged = purge_raw(self.gate.engine, cutoff)
+            log.info("retention_purge", raw_messages=purged, before=cutoff.isoformat())
         if not settings.relay_url:
             done += spool_pending(self.gate.engine, settings.outbox_dir)
         while (sent := self.dispatcher.run_once()) > 0:

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     proxy_protocol: bool = False
     forward_to: str | None = None
     forward_url: str | None = None
+    retention_days: float | None = Field(default=None, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("support_domains", mode="before")

@@ -119,3 +119,21 @@ def iter_chain(session: Session, batch: int = 1000) -> Iterator[DecisionRow]:
 def engine_ping(engine: Engine) -> None:
     with engine.connect() as connection:
         connection.execute(text("SELECT 1"))
+
+
+def purge_raw(engine: Engine, older_than: datetime) -> int:
+    """Drop the bytes of raw messages stored before ``older_than``; keep their digests.
+
+    Decision rows only reference ``raw_sha256``, so the audit chain stays verifiable.
+    """
+    from sqlalchemy import update
+
+    from worker.store.db import transaction
+
+    with transaction(engine) as session:
+        result: Any = session.execute(
+            update(RawMessage)
+            .where(col(RawMessage.stored_at) < older_than, col(RawMessage.compressed).is_not(None))
+            .values(compressed=None, purged_at=utcnow())
+        )
+        return int(result.rowcount or 0)

@@ -29,6 +29,7 @@ from worker.errors import TransientError
 from worker.mail import InboundMail
 from worker.pipeline import Mailgate
 from worker.store.models import DecisionRow, OutboxRow
+from worker.store.queries import DecisionFilter, find_decisions
 from worker.store.repository import load_raw
 from worker.tickets import TicketRecord, describe_error, upsert
 from worker.web.metrics import registry_for
@@ -182,31 +183,9 @@ class Web:
         channel: str | None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        statement = select(DecisionRow).order_by(col(DecisionRow.seq).desc()).limit(limit)
-        filters = [
-            (since, lambda v: col(DecisionRow.received_at) >= v),
-            (until, lambda v: col(DecisionRow.received_at) < v),
-            (decision, lambda v: col(DecisionRow.decision) == v),
-            (rule, lambda v: col(DecisionRow.rule) == v),
-            (sender, lambda v: col(DecisionRow.envelope_from) == v.lower()),
-            (ticket, lambda v: col(DecisionRow.ticket) == v),
-            (channel, lambda v: col(DecisionRow.channel) == v),
-        ]
-        for value, condition in filters:
-            if value:
-                statement = statement.where(condition(value))
+        wanted = DecisionFilter(since, until, decision, rule, sender, ticket, channel, limit)
         with Session(self.gate.read_engine) as session:
-            rows = session.scalars(statement).all()
-            ids = [r.id for r in rows]
-            delivery = {
-                o.decision_id: o.status
-                for o in session.scalars(
-                    select(OutboxRow).where(
-                        col(OutboxRow.decision_id).in_(ids), col(OutboxRow.kind) == "auto_reply"
-                    )
-                )
-            }
-        return [row_json(r, delivery.get(r.id or 0)) for r in rows]
+            return [row_json(row, delivery) for row, delivery in find_decisions(session, wanted)]
 
     async def decision(self, request: web.Request) -> web.Response:
         found = await self.blocking(self._decision, int(request.match_info["id"]))

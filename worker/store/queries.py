@@ -1,0 +1,54 @@
+"""The decision-log query shared by ``mailgate decisions`` and ``GET /api/decisions``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from worker.store.models import DecisionRow, OutboxRow
+
+
+@dataclass(frozen=True)
+class DecisionFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    decision: str | None = None
+    rule: str | None = None
+    sender: str | None = None
+    ticket: str | None = None
+    channel: str | None = None
+    limit: int = 100
+
+
+def find_decisions(
+    session: Session, wanted: DecisionFilter
+) -> list[tuple[DecisionRow, str | None]]:
+    """Newest first; each row with the delivery state of its automatic reply, if any."""
+    statement = select(DecisionRow).order_by(col(DecisionRow.seq).desc()).limit(wanted.limit)
+    if wanted.since:
+        statement = statement.where(col(DecisionRow.received_at) >= wanted.since)
+    if wanted.until:
+        statement = statement.where(col(DecisionRow.received_at) < wanted.until)
+    if wanted.decision:
+        statement = statement.where(col(DecisionRow.decision) == wanted.decision)
+    if wanted.rule:
+        statement = statement.where(col(DecisionRow.rule) == wanted.rule)
+    if wanted.sender:
+        statement = statement.where(col(DecisionRow.envelope_from) == wanted.sender.lower())
+    if wanted.ticket:
+        statement = statement.where(col(DecisionRow.ticket) == wanted.ticket)
+    if wanted.channel:
+        statement = statement.where(col(DecisionRow.channel) == wanted.channel)
+    rows = list(session.scalars(statement).all())
+    ids = [r.id for r in rows]
+    delivery = {
+        o.decision_id: o.status
+        for o in session.scalars(
+            select(OutboxRow).where(
+                col(OutboxRow.decision_id).in_(ids), col(OutboxRow.kind) == "auto_reply"
+            )
+        )
+    }
+    return [(row, delivery.get(row.id or 0)) for row in rows]
