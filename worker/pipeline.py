@@ -168,7 +168,14 @@ class Mailgate:
         if decision_name == "duplicate":
             duplicate_of, dedup_key = directory.decided(mail.dedup_key), None
         plan = plan_reply(
-            decision_name, mail, envelope.mail_from, recipients, policy, domains, envelope.channel
+            decision_name,
+            mail,
+            envelope.mail_from,
+            recipients,
+            policy,
+            domains,
+            envelope.channel,
+            self.settings.trusted_authserv_id,
         )
         if reject_in_dialogue and decision_name.startswith("rejected_"):
             # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.

@@ -16,6 +16,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
+from worker.authentication import sender_authenticated
 from worker.clock import utcnow
 from worker.mail import InboundMail, clean_text, domain_of, message_ids
 from worker.policy.document import Policy
@@ -46,6 +47,7 @@ def plan_reply(
     policy: Policy | None,
     support_domains: list[str],
     channel: str,
+    trusted_authserv_id: str | None = None,
 ) -> ReplyPlan:
     if decision in NO_REPLY_DECISIONS:
         return ReplyPlan("suppressed", NO_REPLY_DECISIONS[decision])
@@ -66,6 +68,9 @@ def plan_reply(
     addressed = mail.addresses(*ADDRESS_HEADERS)
     if not any(domain_of(a) in support_domains for a in addressed):
         return ReplyPlan("suppressed", "not_addressed_to_support")
+    if trusted_authserv_id and not sender_authenticated(mail, envelope_from, trusted_authserv_id):
+        # Backscatter guard: a forged envelope sender would receive our reply.
+        return ReplyPlan("suppressed", "unauthenticated_sender")
     return ReplyPlan("queued", decision, envelope_from)
 
 
