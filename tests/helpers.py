@@ -46,6 +46,7 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: 
         "policy_dir": POLICIES,
         "reply_secret": SECRET,
         "database_url": database_url,
+        "http_listen": "off",  # tests that want the HTTP side ask for 127.0.0.1:0
     }
     values.update(overrides)
     return load_settings(**values)

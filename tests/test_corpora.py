@@ -8,6 +8,7 @@ addressed to the support address so that a reply *would* go out if mailgate misj
 
 from __future__ import annotations
 
+import re
 from email import message_from_bytes
 from email.policy import compat32
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 from helpers import envelope, outbox_files
 
 from worker.cli import _envelope
+from worker.mail import InboundMail
 from worker.pipeline import Mailgate
 
 # Messages of the bounce corpus that are not automated mail at all, with the reason.
@@ -115,3 +117,50 @@ def test_every_corpus_message_is_decided_over_both_stores(
 
     with Session(gate.engine) as session:
         assert len(session.scalars(select(DecisionRow.id)).all()) == len(files)
+
+
+def test_both_corpora_over_smtp_get_no_reply_to_automated_mail(
+    tmp_path: Path, flufl_bounces: list[Path], cpython_email_corpus: list[Path]
+) -> None:
+    """The same corpora delivered over SMTP to `serve`: bounces, DSNs, MDNs, vacation and
+    list mail get no reply; the listener takes every message."""
+    import smtplib
+
+    from helpers import RunningServer, make_settings
+    from sqlmodel import Session, select
+
+    from worker.store.models import DecisionRow
+
+    gate = Mailgate.open(make_settings(tmp_path, None, smtp_listen="127.0.0.1:0"))
+    running = RunningServer(gate)
+    automated: set[str] = set()
+    refused: list[str] = []
+    try:
+        for path in [*flufl_bounces, *cpython_email_corpus]:
+            raw = as_support_mail(path.read_bytes())
+            env = _envelope(raw, None, [], "smtp")
+            message_id = InboundMail.from_bytes(raw).dedup_key
+            is_bounce = path in flufl_bounces and path.name not in (HUMAN_MESSAGES_IN_BOUNCE_CORPUS)
+            if is_bounce or is_automated(raw):
+                automated.add(message_id)
+            # A connection per message, as MTAs deliver: a refusal cannot desync the next.
+            with smtplib.SMTP("127.0.0.1", running.port("smtp"), timeout=60) as smtp:
+                try:
+                    # On the wire lines end in CRLF (smtplib leaves bytes as they are).
+                    wire = re.sub(rb"\r?\n", b"\r\n", raw)
+                    smtp.sendmail(env.mail_from, ["support@wildix.com"], wire)
+                except smtplib.SMTPDataError as error:
+                    # RFC 5321 4.5.3.1.6: lines over 998 octets are refused in the dialogue.
+                    assert error.smtp_code == 500 and b"Line too long" in error.smtp_error
+                    refused.append(path.name)
+    finally:
+        running.stop()
+    with Session(gate.engine) as session:
+        rows = session.scalars(select(DecisionRow)).all()
+    assert len(rows) == len(flufl_bounces) + len(cpython_email_corpus) - len(refused)
+    assert len(refused) <= 3, refused
+    wrongly_answered = [
+        r.message_id for r in rows if r.reply_status == "queued" and r.dedup_key in automated
+    ]
+    assert wrongly_answered == []
+    assert len(automated) >= 110
