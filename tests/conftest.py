@@ -48,16 +48,18 @@ def postgres_url() -> Iterator[str]:
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}")
     name = f"mailgate_test_{uuid.uuid4().hex[:10]}"
     admin.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     try:
         yield f"{base}/{name}"
     finally:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            (name,),
-        )
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
+        # A new connection: the fault tests restart the server under this fixture.
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=10) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
 def _reset_postgres(url: str) -> None:

@@ -83,7 +83,7 @@ class Mailgate:
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Mailgate:
         policies = PolicySet.load(settings.policy_dir)
-        engine = make_engine(settings.effective_database_url)
+        engine = make_engine(settings.effective_database_url, settings.db_busy_timeout)
         if migrate_schema:
             try:
                 migrate(engine)

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     forward_to: str | None = None
     forward_url: str | None = None
     retention_days: float | None = Field(default=None, gt=0)
+    # How long a SQLite writer waits for the lock before the message is answered 451.
+    db_busy_timeout: float = Field(default=15, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("support_domains", mode="before")

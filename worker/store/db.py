@@ -25,25 +25,31 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 TRANSIENT_DB_ERRORS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, busy_ms: int = 15000) -> None:
     # Autocommit at the driver level; SQLAlchemy's "begin" hook below issues BEGIN IMMEDIATE.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, busy_timeout: float = 15.0) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # A pool as large as the decision threads: a new SQLite connection costs its pragmas.
-        engine = create_engine(url, connect_args={"timeout": 15}, pool_size=20, max_overflow=10)
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(
+            url, connect_args={"timeout": busy_timeout}, pool_size=20, max_overflow=10
+        )
+        event.listen(
+            engine,
+            "connect",
+            lambda conn, record: _sqlite_pragmas(conn, record, int(busy_timeout * 1000)),
+        )
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
