@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import CACHE, PG_ADMIN_URL, add_standard_tickets, make_settings
+from helpers import CACHE, PG_ADMIN_URL, add_standard_tickets, make_settings, reset_postgres
 
 from worker.pipeline import Mailgate
 
@@ -62,30 +62,12 @@ def postgres_url() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
-def _reset_postgres(url: str) -> None:
-    from sqlalchemy import create_engine, inspect, text
-
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        tables = [t for t in inspect(connection).get_table_names() if t != "alembic_version"]
-        if tables:
-            connection.execute(
-                text(
-                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
-                )
-            )
-            connection.execute(
-                text("INSERT INTO chain_head (id, seq, digest) VALUES (1, 0, :d)"), {"d": "0" * 64}
-            )
-    engine.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'var' / 'mailgate.db'}"
     url: str = request.getfixturevalue("postgres_url")
-    _reset_postgres(url)
+    reset_postgres(url)
     return url
 
 

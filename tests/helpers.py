@@ -332,3 +332,22 @@ class Dovecot:
             return found
         finally:
             client.logout()
+
+
+def reset_postgres(url: str) -> None:
+    """Empty every table of the session's PostgreSQL database, chain head back at 0."""
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        tables = [t for t in inspect(connection).get_table_names() if t != "alembic_version"]
+        if tables:
+            connection.execute(
+                text(
+                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
+                )
+            )
+            connection.execute(
+                text("INSERT INTO chain_head (id, seq, digest) VALUES (1, 0, :d)"), {"d": "0" * 64}
+            )
+    engine.dispose()

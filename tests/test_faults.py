@@ -21,6 +21,7 @@ from helpers import (
     RunningServer,
     fixture_bytes,
     make_settings,
+    reset_postgres,
     with_headers,
 )
 from sqlmodel import Session, select
@@ -118,6 +119,7 @@ def test_postgres_restart_answers_451_and_75_then_recovers(
 ) -> None:
     if not Path("/etc/postgresql").is_dir():
         pytest.skip("no local PostgreSQL cluster to restart")
+    reset_postgres(postgres_url)
     gate = Mailgate.open(make_settings(tmp_path, postgres_url, smtp_listen="127.0.0.1:0"))
     running = RunningServer(gate)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}

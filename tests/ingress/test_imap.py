@@ -211,8 +211,8 @@ def test_decided_but_not_moved_is_moved_once_without_second_reply(
 
 
 def test_sigkill_mid_drain_then_restart(tmp_path: Path, dovecot: Dovecot) -> None:
-    """`mailgate serve` killed with SIGKILL while draining; the restart finishes the job."""
-    count = 150
+    """`mailgate serve` SIGKILLed five times while draining; the last start finishes."""
+    count = 300
     client = dovecot.client()
     for number in range(count):
         client.append("INBOX", new_ticket_from(number))
@@ -237,25 +237,26 @@ def test_sigkill_mid_drain_then_restart(tmp_path: Path, dovecot: Dovecot) -> Non
             stderr=open(tmp_path / "serve.log", "ab"),
         )
 
-    first = serve()
-    target = random.randint(1, count // 2)
-    deadline = time.monotonic() + 60
-    while len(rows(gate)) < target:  # kill at a random point of the drain
-        assert first.poll() is None and time.monotonic() < deadline
-        time.sleep(0.01)
-    first.send_signal(signal.SIGKILL)
-    first.wait(10)
-    second = serve()
+    process = serve()
+    kills = sorted(random.sample(range(1, count - 60), 5))  # five random points of the drain
+    for threshold in kills:
+        deadline = time.monotonic() + 60
+        while len([r for r in rows(gate) if r.decision != "duplicate"]) < threshold:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)  # watching the drain advance, to kill it at that point
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        process = serve()
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while len([r for r in rows(gate) if r.decision != "duplicate"]) < count or (
             dovecot.message_ids("INBOX")
         ):
-            assert second.poll() is None and time.monotonic() < deadline
+            assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
     finally:
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(30) == 0
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
     decided = [r for r in rows(gate) if r.decision != "duplicate"]
     assert len(decided) == count == len({r.message_id for r in decided})
     assert len(dovecot.message_ids("Rejected")) == count

@@ -191,15 +191,17 @@ def test_lmtp_answers_once_per_recipient(served: tuple[Mailgate, RunningServer])
     assert rows[0].recipients == ["support@wildix.com", "helpdesk@wildix.com"]
 
 
+@pytest.mark.parametrize("fake_end", [b"\n.\n", b"\r\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r"])
 def test_smtp_smuggling_bare_lf_dot_creates_no_second_message(
-    served: tuple[Mailgate, RunningServer],
+    served: tuple[Mailgate, RunningServer], fake_end: bytes
 ) -> None:
-    """'\\n.\\n' (and '\\r\\n.\\n') inside DATA is content, not the end of the message."""
+    """Bare-LF/CR variants of the end-of-data marker are content, not the end of DATA."""
     gate, running = served
     smuggled = (
         b"From: alice@customer.example\r\nTo: support@wildix.com\r\n"
-        b"Subject: first\r\nMessage-ID: <smuggle-1@customer.example>\r\n\r\nhello\n.\n"
-        b"MAIL FROM:<ceo@wildix.com>\r\nRCPT TO:<support@wildix.com>\r\nDATA\r\n"
+        b"Subject: first\r\nMessage-ID: <smuggle-1@customer.example>\r\n\r\nhello"
+        + fake_end
+        + b"MAIL FROM:<ceo@wildix.com>\r\nRCPT TO:<support@wildix.com>\r\nDATA\r\n"
         b"From: ceo@wildix.com\r\nSubject: smuggled\r\n\r\nx\r\n.\n"
         b"more\r\n"
     )
