@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from email.policy import SMTP
 
 import structlog
 from sqlalchemy import Engine
@@ -194,7 +193,7 @@ class Mailgate:
                 plan = ReplyPlan("suppressed", "rate_limited")
         outbox: list[OutboxItem] = []
         if plan.status == "queued" and policy is not None and plan.recipient:
-            reply = build_reply(
+            reply_bytes, reply_id = build_reply(
                 decision=decision_name,
                 mail=mail,
                 recipient=plan.recipient,
@@ -207,8 +206,8 @@ class Mailgate:
                     "auto_reply",
                     "",
                     plan.recipient,
-                    str(reply["Message-ID"]),
-                    reply.as_bytes(policy=SMTP),
+                    reply_id,
+                    reply_bytes,
                 )
             )
         decision = Decision(
