@@ -28,7 +28,7 @@ from worker.clock import utcnow
 from worker.decision import Decision
 from worker.errors import TransientError
 from worker.replies import ReplyPlan
-from worker.store.db import transaction
+from worker.store.db import transaction, writer_turn
 from worker.store.repository import StoreDirectory, claim_reply_slot, lock_chain_head, store_raw
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class Recorder:
         now = utcnow()
         results: list[Decision] = []
         try:
-            with transaction(self.engine) as session:
+            with writer_turn(self.engine), transaction(self.engine) as session:
                 head = lock_chain_head(session)
                 # The chain position is kept in memory for the batch and written once at the
                 # end; a savepoint rolled back never advanced it.

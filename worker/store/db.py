@@ -9,6 +9,7 @@ migration lock that alembic takes inside its transaction.
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -94,3 +95,24 @@ def transaction(engine: Engine) -> Iterator[Session]:
             yield session
     except TRANSIENT_DB_ERRORS as exc:
         raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
+
+
+@contextmanager
+def writer_turn(engine: Engine) -> Iterator[None]:
+    """Take turns between processes before a SQLite write transaction.
+
+    SQLite's own busy handler polls with sleeps of up to 100 ms, so two worker processes
+    contending for the write lock lose most of their time asleep. A blocking ``flock`` on
+    a file next to the database wakes the next writer the moment the lock is released.
+    PostgreSQL needs no such thing (row locks queue properly), nor does ``:memory:``.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.writer-lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
