@@ -22,6 +22,7 @@ def start(tmp_path: Path, **env_overrides: str) -> subprocess.Popen[bytes]:
             "MAILGATE_POLICY_DIR": str(POLICIES),
             "MAILGATE_REPLY_SECRET": SECRET,
             "MAILGATE_SMTP_LISTEN": "127.0.0.1:0",
+            "MAILGATE_HTTP_LISTEN": "127.0.0.1:0",
         }
     )
     env.update(env_overrides)
@@ -46,6 +47,7 @@ def test_start_line_then_sigterm_exits_zero(tmp_path: Path) -> None:
         started = read_event(process, "mailgate_started")
         assert started["policy"] == "wildix-2022-04"
         url = started["listening"][0]  # type: ignore[index]
+        assert any(str(u).startswith("http://") for u in started["listening"])  # type: ignore[attr-defined]
         port = int(str(url).rsplit(":", 1)[1])
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
             smtp.sendmail(

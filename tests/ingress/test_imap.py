@@ -224,6 +224,7 @@ def test_sigkill_mid_drain_then_restart(tmp_path: Path, dovecot: Dovecot) -> Non
             "MAILGATE_POLICY_DIR": str(POLICIES),
             "MAILGATE_REPLY_SECRET": SECRET,
             "MAILGATE_SMTP_LISTEN": "off",
+            "MAILGATE_HTTP_LISTEN": "off",
             "MAILGATE_IMAP_URL": dovecot.url,
             "MAILGATE_IMAP_LEASE_SECONDS": "3",
         }
