@@ -351,3 +351,24 @@ def reset_postgres(url: str) -> None:
                 text("INSERT INTO chain_head (id, seq, digest) VALUES (1, 0, :d)"), {"d": "0" * 64}
             )
     engine.dispose()
+
+
+def cli_env(data_dir: Path | str, **settings: str) -> dict[str, str]:
+    """The environment for a `mailgate` subprocess: ours, minus any MAILGATE_* of the caller.
+
+    ``data_dir`` is MAILGATE_DATA_DIR; ``settings`` are further MAILGATE_* values by full
+    name. The HTTP side is off unless asked for, so no test takes the default port.
+    """
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
+    env.update(
+        {
+            "MAILGATE_DATA_DIR": str(data_dir),
+            "MAILGATE_POLICY_DIR": str(POLICIES),
+            "MAILGATE_REPLY_SECRET": SECRET,
+            "MAILGATE_HTTP_LISTEN": "off",
+        }
+    )
+    env.update(settings)
+    return env

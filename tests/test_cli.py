@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURES, POLICIES, SECRET
+from helpers import FIXTURES, POLICIES, cli_env
 
 
 def mailgate(
     tmp_path: Path, *args: str, stdin: bytes | None = None, **env_overrides: str
 ) -> subprocess.CompletedProcess[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
-    env.update(
-        {
-            "MAILGATE_DATA_DIR": str(tmp_path / "var"),
-            "MAILGATE_POLICY_DIR": str(POLICIES),
-            "MAILGATE_REPLY_SECRET": SECRET,
-        }
-    )
+    env = cli_env(str(tmp_path / "var"))
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "-m", "worker", *args],

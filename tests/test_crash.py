@@ -5,7 +5,6 @@ acknowledged message has exactly one decision, none has two, and nobody got two 
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import smtplib
@@ -15,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from helpers import POLICIES, SECRET, fixture_bytes, free_port, make_settings, with_headers
+from helpers import cli_env, fixture_bytes, free_port, make_settings, with_headers
 from sqlmodel import Session, select
 
 from worker.audit import verify_chain
@@ -28,15 +27,10 @@ CLIENTS, PER_CLIENT, KILLS = 4, 60, 5
 
 class Service:
     def __init__(self, tmp_path: Path, port: int) -> None:
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
-        self.env.update(
-            {
-                "MAILGATE_DATA_DIR": str(tmp_path / "var"),
-                "MAILGATE_POLICY_DIR": str(POLICIES),
-                "MAILGATE_REPLY_SECRET": SECRET,
-                "MAILGATE_SMTP_LISTEN": f"127.0.0.1:{port}",
-                "MAILGATE_HTTP_LISTEN": "off",
-            }
+        self.env = cli_env(
+            str(tmp_path / "var"),
+            MAILGATE_SMTP_LISTEN=f"127.0.0.1:{port}",
+            MAILGATE_HTTP_LISTEN="off",
         )
         self.process: subprocess.Popen[bytes] | None = None
 

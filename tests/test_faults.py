@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 from helpers import (
     FIXTURES,
-    POLICIES,
-    SECRET,
     RunningServer,
+    cli_env,
     fixture_bytes,
     make_settings,
     reset_postgres,
@@ -122,15 +121,7 @@ def test_postgres_restart_answers_451_and_75_then_recovers(
     reset_postgres(postgres_url)
     gate = Mailgate.open(make_settings(tmp_path, postgres_url, smtp_listen="127.0.0.1:0"))
     running = RunningServer(gate)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
-    env.update(
-        {
-            "MAILGATE_DATA_DIR": str(tmp_path / "var"),
-            "MAILGATE_POLICY_DIR": str(POLICIES),
-            "MAILGATE_REPLY_SECRET": SECRET,
-            "MAILGATE_DATABASE_URL": postgres_url,
-        }
-    )
+    env = cli_env(str(tmp_path / "var"), MAILGATE_DATABASE_URL=postgres_url)
     try:
         pg_cluster("stop")
         try:

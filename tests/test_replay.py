@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import mailbox
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from helpers import FIXTURES, POLICIES, SECRET, with_headers
+from helpers import FIXTURES, cli_env, with_headers
 from sqlmodel import Session, select
 
 from worker.store.models import DecisionRow
@@ -49,14 +48,7 @@ def build_mbox(path: Path) -> None:
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
-    env.update(
-        {
-            "MAILGATE_DATA_DIR": str(tmp_path / "var"),
-            "MAILGATE_POLICY_DIR": str(POLICIES),
-            "MAILGATE_REPLY_SECRET": SECRET,
-        }
-    )
+    env = cli_env(str(tmp_path / "var"))
     return subprocess.run(
         [sys.executable, "-m", "worker", *args],
         env=env,

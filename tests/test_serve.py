@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import smtplib
 import socket
@@ -11,19 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import POLICIES, SECRET, fixture_bytes
+from helpers import cli_env, fixture_bytes
 
 
 def start(tmp_path: Path, **env_overrides: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
-    env.update(
-        {
-            "MAILGATE_DATA_DIR": str(tmp_path / "var"),
-            "MAILGATE_POLICY_DIR": str(POLICIES),
-            "MAILGATE_REPLY_SECRET": SECRET,
-            "MAILGATE_SMTP_LISTEN": "127.0.0.1:0",
-            "MAILGATE_HTTP_LISTEN": "127.0.0.1:0",
-        }
+    env = cli_env(
+        str(tmp_path / "var"),
+        MAILGATE_SMTP_LISTEN="127.0.0.1:0",
+        MAILGATE_HTTP_LISTEN="127.0.0.1:0",
     )
     env.update(env_overrides)
     return subprocess.Popen(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -14,10 +13,9 @@ from pathlib import Path
 
 import pytest
 from helpers import (
-    POLICIES,
-    SECRET,
     Dovecot,
     add_standard_tickets,
+    cli_env,
     fixture_bytes,
     make_settings,
     outbox_files,
@@ -217,17 +215,12 @@ def test_sigkill_mid_drain_then_restart(tmp_path: Path, dovecot: Dovecot) -> Non
     for number in range(count):
         client.append("INBOX", new_ticket_from(number))
     client.logout()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
-    env.update(
-        {
-            "MAILGATE_DATA_DIR": str(tmp_path / "var"),
-            "MAILGATE_POLICY_DIR": str(POLICIES),
-            "MAILGATE_REPLY_SECRET": SECRET,
-            "MAILGATE_SMTP_LISTEN": "off",
-            "MAILGATE_HTTP_LISTEN": "off",
-            "MAILGATE_IMAP_URL": dovecot.url,
-            "MAILGATE_IMAP_LEASE_SECONDS": "3",
-        }
+    env = cli_env(
+        str(tmp_path / "var"),
+        MAILGATE_SMTP_LISTEN="off",
+        MAILGATE_HTTP_LISTEN="off",
+        MAILGATE_IMAP_URL=dovecot.url,
+        MAILGATE_IMAP_LEASE_SECONDS="3",
     )
     gate = Mailgate.open(make_settings(tmp_path))
 
@@ -291,14 +284,7 @@ def test_without_move_uses_copy_and_uid_expunge_only(tmp_path: Path) -> None:
 
 def test_imap_check_reports_without_changing_anything(tmp_path: Path, dovecot: Dovecot) -> None:
     """`mailgate imap check` lists capabilities and missing folders; creates none."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
-    env.update(
-        {
-            "MAILGATE_DATA_DIR": str(tmp_path / "var"),
-            "MAILGATE_POLICY_DIR": str(POLICIES),
-            "MAILGATE_IMAP_URL": dovecot.url,
-        }
-    )
+    env = cli_env(str(tmp_path / "var"), MAILGATE_IMAP_URL=dovecot.url)
     result = subprocess.run(
         [sys.executable, "-m", "worker", "imap", "check"],
         env=env,
