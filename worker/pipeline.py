@@ -99,6 +99,12 @@ class Mailgate:
             {d.lower() for p in self.policies.policies for d in p.document.support_domains}
         )
 
+    @property
+    def needs_dispatch(self) -> bool:
+        """Whether committed outbox rows wait for the dispatcher (relay or webhook)
+        rather than being spooled right after the commit."""
+        return bool(self.settings.relay_url or self.settings.forward_url)
+
     def default_recipients(self, mail: InboundMail, policy: Policy | None) -> list[str]:
         domains = self.support_domains(policy)
         return [a for a in mail.addresses("To", "Cc") if domain_of(a) in domains]
@@ -254,21 +260,9 @@ class Mailgate:
         return items
 
     def explain(self, raw: bytes, envelope: Envelope) -> Decision:
-        """The decision and trace a message would get now, with the rate limit read only."""
+        """The decision and trace a message would get now; ``decide`` only reads."""
         with Session(self.read_engine) as session:
-            pending = self.decide(raw, envelope, session)
-            decision = pending.decision
-            if pending.plan.status == "queued" and pending.plan.recipient:
-                free = reply_slot_free(
-                    session,
-                    pending.plan.recipient.lower(),
-                    pending.plan.reason or "",
-                    utcnow(),
-                    pending.window,
-                )
-                if not free:
-                    decision.reply = {"status": "suppressed", "reason": "rate_limited"}
-        return decision
+            return self.decide(raw, envelope, session).decision
 
     # -- recording -----------------------------------------------------------------------
 

@@ -117,8 +117,7 @@ class Server:
 
         from worker.web.app import Web
 
-        site_app = Web(self.gate, self.executor, self.readiness)
-        site_app.lag_source = lambda: {w.target.key: w.health.lag for w in self.imap_workers}
+        site_app = Web(self.gate, self.executor, self.readiness, self.imap_lag)
         self.http_runner = aioweb.AppRunner(site_app.application(), access_log=None)
         await self.http_runner.setup()
         site = aioweb.TCPSite(self.http_runner, address[0], address[1], reuse_address=True)
@@ -134,6 +133,9 @@ class Server:
         server: Any = site._server  # the bound socket tells the port when 0 was asked for
         port = server.sockets[0].getsockname()[1] if server and server.sockets else address[1]
         return [f"http://{address[0]}:{port}"]
+
+    def imap_lag(self) -> dict[str, int]:
+        return {worker.target.key: worker.health.lag for worker in self.imap_workers}
 
     def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {

@@ -121,12 +121,7 @@ class Settings(BaseSettings):
     @field_validator("relay_url")
     @classmethod
     def _check_relay(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-            raise ValueError("expected smtp://host:port or smtps://host:port")
-        return value
+        return _url(value, ("smtp", "smtps"), "expected smtp://host:port or smtps://host:port")
 
     @field_validator("forward_to")
     @classmethod
@@ -140,12 +135,7 @@ class Settings(BaseSettings):
     @field_validator("forward_url")
     @classmethod
     def _check_forward_url(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("expected an http:// or https:// URL")
-        return value
+        return _url(value, ("http", "https"), "expected an http:// or https:// URL")
 
     def tls_context(self) -> ssl.SSLContext | None:
         """The STARTTLS context, or None; a bad certificate or key is a ConfigError."""
@@ -195,6 +185,16 @@ class Settings(BaseSettings):
             except FileExistsError:
                 return path.read_bytes().strip()
             return key
+
+
+def _url(value: str | None, schemes: tuple[str, ...], expected: str) -> str | None:
+    """A URL setting: empty means unset; otherwise one of ``schemes`` with a host."""
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(expected)
+    return value
 
 
 def _describe(error: ValidationError) -> str:

@@ -7,13 +7,10 @@ exception text, so the client retries and learns nothing about our internals.
 
 from __future__ import annotations
 
-OK_SENDER = "250 2.1.0 Sender ok"
 OK_RECIPIENT = "250 2.1.5 Recipient ok"
 NO_RELAY = "550 5.1.1 Recipient not handled here: relaying denied"
 BAD_ADDRESS = "501 5.1.3 Bad recipient address syntax"
-TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
 TEMPFAIL = "451 4.3.0 Temporary failure, message not accepted; please retry"
-SHUTTING_DOWN = "421 4.3.2 Service shutting down, please retry later"
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, please retry later"
 TOO_MANY_FROM_PEER = "421 4.7.0 Too many connections from your address, please retry later"
 DATA_TIMEOUT = "421 4.4.2 DATA took too long, closing connection"

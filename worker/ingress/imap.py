@@ -23,7 +23,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -91,7 +91,6 @@ class MailboxHealth:
     last_pass: datetime | None = None
     decided: int = 0
     lag: int = 0  # messages seen in the mailbox, not yet decided
-    counters: dict[str, int] = field(default_factory=dict)
 
 
 def connect(target: ImapTarget, timeout: float = 30) -> IMAPClient:

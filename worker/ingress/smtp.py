@@ -80,7 +80,7 @@ class GateHandler:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self.idle.set()
-        if decision.outbox_ids and self.on_outbox is not None:
+        if decision.outbox_ids and self.gate.needs_dispatch and self.on_outbox is not None:
             self.on_outbox()
         if decision.reply["status"] == "smtp_rejected":
             policy = self.gate.policies.by_id(decision.policy or "")

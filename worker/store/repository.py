@@ -116,11 +116,6 @@ def iter_chain(session: Session, batch: int = 1000) -> Iterator[DecisionRow]:
         last = rows[-1].seq
 
 
-def engine_ping(engine: Engine) -> None:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
-
-
 def purge_raw(engine: Engine, older_than: datetime) -> int:
     """Drop the bytes of raw messages stored before ``older_than``; keep their digests.
 

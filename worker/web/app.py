@@ -13,17 +13,17 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
-from worker.clock import parse_when
+from worker.clock import parse_when, utcnow
 from worker.decision import DECISIONS
 from worker.errors import TransientError
 from worker.mail import InboundMail
@@ -75,16 +75,17 @@ def row_json(row: DecisionRow, delivery: str | None = None) -> dict[str, Any]:
 
 class Web:
     def __init__(
-        self, gate: Mailgate, executor: Executor, readiness: Callable[[], dict[str, Any]]
+        self,
+        gate: Mailgate,
+        executor: Executor,
+        readiness: Callable[[], dict[str, Any]],
+        imap_lag: Callable[[], dict[str, int]],
     ) -> None:
         self.gate = gate
         self.executor = executor
         self.readiness = readiness
-        self.registry = registry_for(gate.read_engine, self._imap_lag)
-        self.lag_source: Callable[[], dict[str, int]] = dict
-
-    def _imap_lag(self) -> dict[str, int]:
-        return self.lag_source()
+        self.registry = registry_for(gate.read_engine, imap_lag)
+        self.page = DASHBOARD.read_text(encoding="utf-8")  # read once, not per request
 
     async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
@@ -142,9 +143,7 @@ class Web:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def dashboard(self, request: web.Request) -> web.Response:
-        return web.Response(
-            text=DASHBOARD.read_text(encoding="utf-8"), content_type="text/html", charset="utf-8"
-        )
+        return web.Response(text=self.page, content_type="text/html", charset="utf-8")
 
     # -- API -----------------------------------------------------------------------------
 
@@ -223,12 +222,6 @@ class Web:
         return web.json_response(await self.blocking(self._summary))
 
     def _summary(self) -> dict[str, Any]:
-        from datetime import timedelta
-
-        from sqlalchemy import func
-
-        from worker.clock import utcnow
-
         since = utcnow() - timedelta(hours=24)
         with Session(self.gate.read_engine) as session:
             counts = dict(
