@@ -140,7 +140,9 @@ def test_signed_reply_address_authorises_anyone(gate: Mailgate) -> None:
     raw = with_headers(fixture_bytes("new_ticket.eml"), To=address)
     decision = gate.ingest(raw, envelope("alice@customer.example", address))
     assert (decision.decision, decision.ticket) == ("accepted_followup", "1001")
-    assert decision.trace[3]["reason"].startswith("verified reference to ticket 1001")
+    # The reference is resolved before the chain runs: the trace's first step.
+    assert decision.trace[0]["rule"] == "ticket_reference"
+    assert decision.trace[0]["reason"].startswith("verified reference to ticket 1001")
 
 
 def test_minted_message_id_in_references_authorises_anyone(gate: Mailgate) -> None:

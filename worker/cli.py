@@ -194,9 +194,10 @@ def explain(
     out.print(f"policy:   {decision.policy}  sha256 {decision.policy_sha256}")
     out.print(f"ticket:   {decision.ticket or '-'}")
     out.print(f"reply:    {decision.reply['status']}  {decision.reply['reason'] or ''}")
-    table = Table("rule", "result", "reason", show_lines=False)
+    table = Table("rule", "result", "reason", "description", show_lines=False)
     for step in decision.trace:
-        table.add_row(step["rule"], "HIT" if step["hit"] else "miss", step["reason"])
+        hit = "HIT" if step["hit"] else "miss"
+        table.add_row(step["rule"], hit, step["reason"], step["description"])
     out.print(table)
 
 

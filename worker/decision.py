@@ -1,26 +1,120 @@
-"""``Decision``: the outcome of one message, with every field the SPEC promises.
+"""``Decision`` and the data that travels with it, plus the one list of every name it uses.
 
-The same object is what the log line carries, what ``--json`` prints, what the database row
-stores (plus its chain position) and what the API will serve.
+The same ``Decision`` is what the log line carries, what ``--json`` prints, what the database
+row stores (plus its chain position) and what the API serves. Decision names, rule names,
+reply statuses and outbox kinds are spelled here once, as ``StrEnum`` members; the CLI, the
+dashboard, the report and the metrics take their lists from these enums. ``ReplyPlan``,
+``OutboxItem`` and ``Pending`` are the data ``decide`` hands to ``record``: data only, so
+that the pipeline and the recorder can share them without importing each other.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-DECISIONS = (
-    "accepted_followup",
-    "rejected_new_ticket",
-    "rejected_unknown_ticket",
-    "rejected_closed_ticket",
-    "rejected_unauthorized_sender",
-    "rejected_language",
-    "ignored_auto_generated",
-    "duplicate",
-    "quarantined",
+
+class DecisionName(StrEnum):
+    """Every decision a message can get (SPEC "Decisions"); stored as its value."""
+
+    ACCEPTED_FOLLOWUP = "accepted_followup"
+    REJECTED_NEW_TICKET = "rejected_new_ticket"
+    REJECTED_UNKNOWN_TICKET = "rejected_unknown_ticket"
+    REJECTED_CLOSED_TICKET = "rejected_closed_ticket"
+    REJECTED_UNAUTHORIZED_SENDER = "rejected_unauthorized_sender"
+    REJECTED_LANGUAGE = "rejected_language"
+    IGNORED_AUTO_GENERATED = "ignored_auto_generated"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+
+    @property
+    def is_rejection(self) -> bool:
+        return self in REJECTIONS
+
+
+REJECTIONS = frozenset(
+    {
+        DecisionName.REJECTED_NEW_TICKET,
+        DecisionName.REJECTED_UNKNOWN_TICKET,
+        DecisionName.REJECTED_CLOSED_TICKET,
+        DecisionName.REJECTED_UNAUTHORIZED_SENDER,
+        DecisionName.REJECTED_LANGUAGE,
+    }
 )
+DECISIONS: tuple[str, ...] = tuple(DecisionName)
+
+
+def is_rejection(name: str) -> bool:
+    """Whether a decision name, as stored or typed, is one of the rejections."""
+    return name in REJECTIONS
+
+
+class RuleName(StrEnum):
+    """Every name a trace step or a decision's ``rule`` may carry; old traces keep them."""
+
+    TICKET_REFERENCE = "ticket_reference"
+    DUPLICATE = "duplicate"
+    POLICY_IN_FORCE = "policy_in_force"
+    AUTO_GENERATED = "auto_generated"
+    QUARANTINE = "quarantine"
+    SUSPECTED_BOUNCE = "suspected_bounce"
+    NEW_TICKET = "new_ticket"
+    UNKNOWN_TICKET = "unknown_ticket"
+    UNAUTHORIZED_SENDER = "unauthorized_sender"
+    CLOSED_TICKET = "closed_ticket"
+    LANGUAGE = "language"
+    FOLLOWUP = "followup"
+
+
+# A policy may switch these rules' actions off (SPEC "per-rule actions"). The others keep
+# the guarantees every policy relies on: never decide twice, never answer a robot, never
+# accept mail without a ticket that exists.
+SWITCHABLE_RULES = frozenset(
+    {
+        RuleName.SUSPECTED_BOUNCE,
+        RuleName.UNAUTHORIZED_SENDER,
+        RuleName.CLOSED_TICKET,
+        RuleName.LANGUAGE,
+    }
+)
+
+
+class ReplyStatus(StrEnum):
+    """What became of the automatic reply a decision might get."""
+
+    QUEUED = "queued"  # subject to the rate limit at commit
+    SUPPRESSED = "suppressed"
+    SMTP_REJECTED = "smtp_rejected"  # MAILGATE_REJECT_MODE=smtp: the 550 was the answer
+
+
+class OutboxKind(StrEnum):
+    """What an outbox row carries."""
+
+    AUTO_REPLY = "auto_reply"
+    FORWARD_MAIL = "forward_mail"
+    WEBHOOK = "webhook"
+
+
+@dataclass(frozen=True)
+class ReplyPlan:
+    """Whether a decision gets an automatic reply, why (not), and to whom."""
+
+    status: ReplyStatus
+    reason: str | None
+    recipient: str | None = None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One message to hand on after commit: an automatic reply, a forward, a webhook."""
+
+    kind: OutboxKind
+    mail_from: str
+    rcpt_to: str
+    message_id: str
+    body: bytes
 
 
 @dataclass
@@ -42,6 +136,9 @@ class Decision:
     seq: int | None = None
     duplicate_of: int | None = None
     outbox_ids: list[int] = field(default_factory=list)
+    # For a duplicate: the name of the decision it repeats, so that a transport (IMAP moving
+    # it to its folder) needs no query. Not stored: ``duplicate_of`` points at the row.
+    original_decision: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         received = self.received_at.astimezone(UTC).isoformat(timespec="microseconds")
@@ -63,3 +160,16 @@ class Decision:
             "seq": self.seq,
             "duplicate_of": self.duplicate_of,
         }
+
+
+@dataclass
+class Pending:
+    """A decision not yet recorded, with what ``record`` needs to write alongside it."""
+
+    decision: Decision
+    dedup_key: str | None  # None for a duplicate: only the first decision holds the key
+    raw: bytes
+    plan: ReplyPlan
+    outbox: list[OutboxItem]
+    window: timedelta
+    max_delivery: timedelta

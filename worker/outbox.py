@@ -15,10 +15,11 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from worker.clock import utcnow
+from worker.decision import OutboxKind
 from worker.store.db import transaction
 from worker.store.models import OutboxRow
 
-MAIL_KINDS = ("auto_reply", "forward_mail")
+MAIL_KINDS = (OutboxKind.AUTO_REPLY, OutboxKind.FORWARD_MAIL)
 
 
 def spool_file(directory: Path, row_id: int) -> Path:

@@ -12,23 +12,32 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from datetime import timedelta
 
 import structlog
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from worker.clock import utcnow
-from worker.decision import Decision
+from worker.decision import (
+    Decision,
+    DecisionName,
+    OutboxItem,
+    OutboxKind,
+    Pending,
+    ReplyPlan,
+    ReplyStatus,
+)
 from worker.errors import TransientError
 from worker.forwarding import forward_mail, webhook_body
 from worker.mail import Envelope, InboundMail, domain_of
+from worker.metrics import DECISION_SECONDS
 from worker.outbox import spool_pending
-from worker.policy.chain import run_chain
+from worker.policy.chain import ChainResult, describe, run_chain
 from worker.policy.context import RuleContext
-from worker.policy.document import Policy, PolicySet
+from worker.policy.document import Policy, PolicySet, reply_windows
+from worker.policy.reference import resolve
 from worker.recorder import Recorder
-from worker.replies import ReplyPlan, build_reply, plan_reply
+from worker.replies import build_reply, plan_reply
 from worker.settings import Settings
 from worker.store.db import TRANSIENT_DB_ERRORS, make_engine, migrate
 from worker.store.repository import (
@@ -36,33 +45,19 @@ from worker.store.repository import (
     reply_slot_free,
 )
 from worker.tokens import ReplyTokens
-from worker.web.metrics import DECISION_SECONDS
 
 log = structlog.get_logger("mailgate.decision")
 
 
 @dataclass(frozen=True)
-class OutboxItem:
-    """One message to hand on after commit: an automatic reply, a forward, a webhook."""
+class Classified:
+    """A message after the chain: its resolved context, the chain's result, and for a
+    duplicate the (id, decision) it repeats."""
 
-    kind: str  # auto_reply | forward_mail | webhook
-    mail_from: str
-    rcpt_to: str
-    message_id: str
-    body: bytes
-
-
-@dataclass
-class Pending:
-    """A decision not yet recorded, with what ``record`` needs to write alongside it."""
-
-    decision: Decision
-    dedup_key: str | None  # None for a duplicate: only the first decision holds the key
     raw: bytes
-    plan: ReplyPlan
-    outbox: list[OutboxItem]
-    window: timedelta
-    max_delivery: timedelta
+    ctx: RuleContext
+    result: ChainResult
+    earlier: tuple[int, str] | None
 
 
 class Mailgate:
@@ -119,123 +114,115 @@ class Mailgate:
         *,
         reject_in_dialogue: bool = False,
     ) -> Pending:
-        """Run the policy in force over the message; reads the store, writes nothing."""
+        """Run the policy in force over the message; reads the store, writes nothing.
+
+        Three steps: classify (resolve the ticket, run the chain), plan the reply (reject
+        mode, rate-limit pre-read), build the decision and what goes to the outbox.
+        """
         if session is None:
             try:
                 with Session(self.read_engine) as own:
                     return self.decide(raw, envelope, own, reject_in_dialogue=reject_in_dialogue)
             except TRANSIENT_DB_ERRORS as exc:
                 raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
+        message = self._classify(raw, envelope, StoreDirectory(session))
+        plan = self._plan_reply(message, session, reject_in_dialogue)
+        return self._pending(message, plan)
+
+    def _classify(self, raw: bytes, envelope: Envelope, directory: StoreDirectory) -> Classified:
+        """Parse, pick the policy in force, resolve the ticket once, run the chain."""
         mail = InboundMail.from_bytes(raw)
         policy = self.policies.in_force(envelope.received_at)
         domains = self.support_domains(policy)
         recipients = list(envelope.rcpt_tos) or self.default_recipients(mail, policy)
         envelope = replace(envelope, rcpt_tos=tuple(recipients))
-        directory = StoreDirectory(session)
-        ticket: str | None = None
-        if policy is None:
-            earlier = directory.decided(mail.dedup_key)
-            when = envelope.received_at.isoformat()
-            if earlier is not None:
-                decision_name, rule = "duplicate", "duplicate"
-                trace = [
-                    {
-                        "rule": "duplicate",
-                        "hit": True,
-                        "reason": f"already decided as decision #{earlier}",
-                    }
-                ]
-            else:
-                decision_name, rule = "quarantined", "policy_in_force"
-                trace = [
-                    {
-                        "rule": "policy_in_force",
-                        "hit": True,
-                        "reason": f"no policy in force at {when}",
-                    }
-                ]
-        else:
-            ctx = RuleContext(
-                mail=mail,
-                envelope=envelope,
-                policy=policy,
-                directory=directory,
-                tokens=self.tokens,
-                support_domains=domains,
-                max_message_bytes=self.settings.max_message_bytes,
-            )
-            result = run_chain(ctx)
-            decision_name, rule, trace = result.decision, result.rule, result.trace
-            if ctx.reference is not None:
-                ticket = ctx.reference.ticket
-        dedup_key: str | None = mail.dedup_key
-        duplicate_of = None
-        if decision_name == "duplicate":
-            duplicate_of, dedup_key = directory.decided(mail.dedup_key), None
+        found = resolve(mail, envelope, policy, directory, self.tokens, domains)
+        ctx = RuleContext(
+            mail=mail,
+            envelope=envelope,
+            policy=policy,
+            directory=directory,
+            support_domains=domains,
+            max_message_bytes=self.settings.max_message_bytes,
+            reference=found.reference,
+            ticket=found.ticket,
+        )
+        result = run_chain(ctx, found.step)
+        earlier = None
+        if result.decision == DecisionName.DUPLICATE:
+            earlier = directory.decided_as(mail.dedup_key)
+        return Classified(raw, ctx, result, earlier)
+
+    def _plan_reply(
+        self, message: Classified, session: Session, reject_in_dialogue: bool
+    ) -> ReplyPlan:
+        """Whether the decision gets an automatic reply, and why not when it does not."""
+        ctx, decision = message.ctx, message.result.decision
+        if reject_in_dialogue and decision.is_rejection:
+            # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.
+            return ReplyPlan(ReplyStatus.SMTP_REJECTED, "reject_mode_smtp")
         plan = plan_reply(
-            decision_name,
-            mail,
-            envelope.mail_from,
-            recipients,
-            policy,
-            domains,
-            envelope.channel,
+            decision,
+            ctx.mail,
+            ctx.envelope.mail_from,
+            list(ctx.envelope.rcpt_tos),
+            ctx.policy,
+            ctx.support_domains,
+            ctx.envelope.channel,
             self.settings.trusted_authserv_id,
         )
-        if reject_in_dialogue and decision_name.startswith("rejected_"):
-            # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.
-            plan = ReplyPlan("smtp_rejected", "reject_mode_smtp")
-        replies = policy.document.replies if policy else None
-        window = timedelta(hours=replies.window_hours if replies else 24)
-        max_delivery = timedelta(hours=replies.max_delivery_hours if replies else 72)
-        if plan.status == "queued" and plan.recipient:
-            # A cheap read first: most repeat senders are inside their window, and building
-            # a reply costs more than the rest of the decision. The claim in record() is
-            # still what decides.
-            free = reply_slot_free(
-                session, plan.recipient.lower(), plan.reason or "", utcnow(), window
-            )
-            if not free:
-                plan = ReplyPlan("suppressed", "rate_limited")
-        outbox: list[OutboxItem] = []
-        if plan.status == "queued" and policy is not None and plan.recipient:
-            reply_bytes, reply_id = build_reply(
-                decision=decision_name,
-                mail=mail,
-                recipient=plan.recipient,
-                policy=policy,
-                support_domains=domains,
-                ticket=ticket,
-            )
-            outbox.append(
-                OutboxItem(
-                    "auto_reply",
-                    "",
-                    plan.recipient,
-                    reply_id,
-                    reply_bytes,
-                )
-            )
+        if plan.status != ReplyStatus.QUEUED or not plan.recipient:
+            return plan
+        # A cheap read first: most repeat senders are inside their window, and building a
+        # reply costs more than the rest of the decision. The claim in record() decides.
+        window, _ = reply_windows(ctx.policy)
+        if not reply_slot_free(
+            session, plan.recipient.lower(), plan.reason or "", utcnow(), window
+        ):
+            return ReplyPlan(ReplyStatus.SUPPRESSED, "rate_limited")
+        return plan
+
+    def _pending(self, message: Classified, plan: ReplyPlan) -> Pending:
+        """The decision and its outbox items: the reply, then any forwards of a follow-up."""
+        ctx, result = message.ctx, message.result
         decision = Decision(
-            decision=decision_name,
-            rule=rule,
-            policy=policy.id if policy else None,
-            policy_sha256=policy.sha256 if policy else None,
-            ticket=ticket,
-            reply={"status": plan.status, "reason": plan.reason},
-            message_id=mail.message_id,
-            raw_sha256=mail.raw_sha256,
-            envelope_from=envelope.mail_from,
-            recipients=recipients,
-            received_at=envelope.received_at,
-            channel=envelope.channel,
-            trace=trace,
-            duplicate_of=duplicate_of,
+            decision=str(result.decision),
+            rule=str(result.rule),
+            policy=ctx.policy.id if ctx.policy else None,
+            policy_sha256=ctx.policy.sha256 if ctx.policy else None,
+            ticket=ctx.reference.ticket if ctx.reference else None,
+            reply={"status": str(plan.status), "reason": plan.reason},
+            message_id=ctx.mail.message_id,
+            raw_sha256=ctx.mail.raw_sha256,
+            envelope_from=ctx.envelope.mail_from,
+            recipients=list(ctx.envelope.rcpt_tos),
+            received_at=ctx.envelope.received_at,
+            channel=ctx.envelope.channel,
+            trace=result.trace,
+            duplicate_of=message.earlier[0] if message.earlier else None,
+            original_decision=message.earlier[1] if message.earlier else None,
         )
-        if decision_name == "accepted_followup" and envelope.channel != "replay":
+        outbox = self._reply(ctx, decision, plan)
+        if result.decision == DecisionName.ACCEPTED_FOLLOWUP and ctx.envelope.channel != "replay":
             # An archive replay records history; the ticket system already has it.
-            outbox += self._forwards(decision, mail, domains)
-        return Pending(decision, dedup_key, raw, plan, outbox, window, max_delivery)
+            outbox += self._forwards(decision, ctx.mail, ctx.support_domains)
+        # Only the first decision of a message holds its dedup key.
+        dedup_key = None if message.earlier else ctx.mail.dedup_key
+        window, max_delivery = reply_windows(ctx.policy)
+        return Pending(decision, dedup_key, message.raw, plan, outbox, window, max_delivery)
+
+    def _reply(self, ctx: RuleContext, decision: Decision, plan: ReplyPlan) -> list[OutboxItem]:
+        if plan.status != ReplyStatus.QUEUED or ctx.policy is None or not plan.recipient:
+            return []
+        body, message_id = build_reply(
+            decision=decision.decision,
+            mail=ctx.mail,
+            recipient=plan.recipient,
+            policy=ctx.policy,
+            support_domains=ctx.support_domains,
+            ticket=decision.ticket,
+        )
+        return [OutboxItem(OutboxKind.AUTO_REPLY, "", plan.recipient, message_id, body)]
 
     def _forwards(
         self, decision: Decision, mail: InboundMail, domains: list[str]
@@ -245,12 +232,14 @@ class Mailgate:
         if settings.forward_to:
             sender = f"mailgate@{domains[0]}"
             body, message_id = forward_mail(decision, mail, settings.forward_to, sender, domains[0])
-            items.append(OutboxItem("forward_mail", sender, settings.forward_to, message_id, body))
+            items.append(
+                OutboxItem(OutboxKind.FORWARD_MAIL, sender, settings.forward_to, message_id, body)
+            )
         if settings.forward_url:
             body = webhook_body(decision, mail)
             items.append(
                 OutboxItem(
-                    "webhook",
+                    OutboxKind.WEBHOOK,
                     "",
                     settings.forward_url,
                     decision.message_id or decision.raw_sha256,
@@ -262,7 +251,12 @@ class Mailgate:
     def explain(self, raw: bytes, envelope: Envelope) -> Decision:
         """The decision and trace a message would get now; ``decide`` only reads."""
         with Session(self.read_engine) as session:
-            return self.decide(raw, envelope, session).decision
+            decision = self.decide(raw, envelope, session).decision
+        # Only the dry run carries each rule's description; stored traces stay as they were.
+        decision.trace = [
+            {**step, "description": describe(step["rule"])} for step in decision.trace
+        ]
+        return decision
 
     # -- recording -----------------------------------------------------------------------
 

@@ -16,8 +16,8 @@ import queue
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy.exc
 from sqlalchemy import Engine, insert, update
@@ -25,14 +25,19 @@ from sqlmodel import Session, SQLModel
 
 from worker.audit import row_digest
 from worker.clock import utcnow
-from worker.decision import Decision
+from worker.decision import (
+    Decision,
+    DecisionName,
+    OutboxItem,
+    OutboxKind,
+    Pending,
+    ReplyPlan,
+    ReplyStatus,
+    RuleName,
+)
 from worker.errors import TransientError
-from worker.replies import ReplyPlan
 from worker.store.db import transaction, writer_turn
 from worker.store.repository import StoreDirectory, claim_reply_slot, lock_chain_head, store_raw
-
-if TYPE_CHECKING:
-    from worker.pipeline import Pending
 
 MAX_BATCH = 64
 
@@ -95,11 +100,11 @@ class Recorder:
                         with connection.begin_nested():
                             results.append(self._append(session, position, pending, now))
                     except _AlreadyDecided:
-                        original = StoreDirectory(session).decided(pending.dedup_key or "")
+                        original = StoreDirectory(session).decided_as(pending.dedup_key or "")
                         if original is None:
                             raise TransientError("decision write conflicted; retry") from None
                         with connection.begin_nested():
-                            duplicate = as_duplicate(pending, original)
+                            duplicate = as_duplicate(pending, *original)
                             results.append(self._append(session, position, duplicate, now))
                 connection.execute(
                     update(HEAD)
@@ -120,40 +125,10 @@ class Recorder:
         decision = replace(pending.decision, reply=dict(pending.decision.reply))
         store_raw(session, decision.raw_sha256, pending.raw)
         outbox = list(pending.outbox)
-        plan = pending.plan
-        if (
-            plan.status == "queued"
-            and plan.recipient
-            and not claim_reply_slot(
-                session,
-                plan.recipient.lower(),
-                plan.reason or decision.decision,
-                now,
-                pending.window,
-            )
-        ):
-            decision.reply = {"status": "suppressed", "reason": "rate_limited"}
-            outbox = [item for item in outbox if item.kind != "auto_reply"]
-        fields: dict[str, Any] = {
-            "seq": position.seq + 1,
-            "dedup_key": pending.dedup_key,
-            "decision": decision.decision,
-            "rule": decision.rule,
-            "policy": decision.policy,
-            "policy_sha256": decision.policy_sha256,
-            "ticket": decision.ticket,
-            "reply_status": decision.reply["status"],
-            "reply_reason": decision.reply["reason"],
-            "message_id": decision.message_id,
-            "raw_sha256": decision.raw_sha256,
-            "envelope_from": decision.envelope_from,
-            "recipients": decision.recipients,
-            "received_at": decision.received_at,
-            "decided_at": now,
-            "channel": decision.channel,
-            "trace": decision.trace,
-            "duplicate_of": decision.duplicate_of,
-        }
+        if not _claim_reply(session, pending, now):
+            decision.reply = {"status": str(ReplyStatus.SUPPRESSED), "reason": "rate_limited"}
+            outbox = [item for item in outbox if item.kind != OutboxKind.AUTO_REPLY]
+        fields = _decision_fields(decision, pending.dedup_key, position.seq + 1, now)
         digest = row_digest(position.digest, fields)
         connection = session.connection()
         try:
@@ -164,31 +139,74 @@ class Recorder:
             ).scalar_one()
         except sqlalchemy.exc.IntegrityError as exc:
             raise _AlreadyDecided() from exc
-        outbox_ids = []
-        for item in outbox:
-            outbox_ids.append(
-                connection.execute(
-                    insert(OUTBOX)
-                    .values(
-                        decision_id=decision_id,
-                        kind=item.kind,
-                        mail_from=item.mail_from,
-                        rcpt_to=item.rcpt_to,
-                        message_id=item.message_id,
-                        body=item.body,
-                        status="queued",
-                        attempts=0,
-                        created_at=now,
-                        next_attempt_at=now,
-                        expires_at=now + pending.max_delivery,
-                    )
-                    .returning(OUTBOX.c.id)
-                ).scalar_one()
-            )
+        decision.outbox_ids = [
+            _insert_outbox(session, decision_id, item, now, pending.max_delivery) for item in outbox
+        ]
         position.seq, position.digest = fields["seq"], digest
-        decision.outbox_ids = outbox_ids
         decision.id, decision.seq = decision_id, fields["seq"]
         return decision
+
+
+def _claim_reply(session: Session, pending: Pending, now: datetime) -> bool:
+    """False when a queued reply loses its (sender, reason) slot to an earlier reply."""
+    plan = pending.plan
+    if plan.status != ReplyStatus.QUEUED or not plan.recipient:
+        return True
+    reason = plan.reason or pending.decision.decision
+    return claim_reply_slot(session, plan.recipient.lower(), reason, now, pending.window)
+
+
+def _decision_fields(
+    decision: Decision, dedup_key: str | None, seq: int, now: datetime
+) -> dict[str, Any]:
+    """The decision row's columns, exactly the ones its audit digest covers."""
+    return {
+        "seq": seq,
+        "dedup_key": dedup_key,
+        "decision": decision.decision,
+        "rule": decision.rule,
+        "policy": decision.policy,
+        "policy_sha256": decision.policy_sha256,
+        "ticket": decision.ticket,
+        "reply_status": decision.reply["status"],
+        "reply_reason": decision.reply["reason"],
+        "message_id": decision.message_id,
+        "raw_sha256": decision.raw_sha256,
+        "envelope_from": decision.envelope_from,
+        "recipients": decision.recipients,
+        "received_at": decision.received_at,
+        "decided_at": now,
+        "channel": decision.channel,
+        "trace": decision.trace,
+        "duplicate_of": decision.duplicate_of,
+    }
+
+
+def _insert_outbox(
+    session: Session, decision_id: int, item: OutboxItem, now: datetime, max_delivery: timedelta
+) -> int:
+    row_id: int = (
+        session.connection()
+        .execute(
+            insert(OUTBOX)
+            .values(
+                decision_id=decision_id,
+                kind=str(item.kind),
+                mail_from=item.mail_from,
+                rcpt_to=item.rcpt_to,
+                message_id=item.message_id,
+                body=item.body,
+                status="queued",
+                attempts=0,
+                created_at=now,
+                next_attempt_at=now,
+                expires_at=now + max_delivery,
+            )
+            .returning(OUTBOX.c.id)
+        )
+        .scalar_one()
+    )
+    return row_id
 
 
 @dataclass
@@ -204,18 +222,19 @@ OUTBOX = SQLModel.metadata.tables["outbox"]
 HEAD = SQLModel.metadata.tables["chain_head"]
 
 
-def as_duplicate(pending: Pending, original_id: int) -> Pending:
+def as_duplicate(pending: Pending, original_id: int, original_decision: str) -> Pending:
     """The same delivery, recorded as a duplicate of ``original_id``: no key, no reply."""
     decision = replace(
         pending.decision,
-        decision="duplicate",
-        rule="duplicate",
-        reply={"status": "suppressed", "reason": "duplicate"},
+        decision=str(DecisionName.DUPLICATE),
+        rule=str(RuleName.DUPLICATE),
+        reply={"status": str(ReplyStatus.SUPPRESSED), "reason": "duplicate"},
         duplicate_of=original_id,
+        original_decision=original_decision,
         trace=[
             *pending.decision.trace,
             {
-                "rule": "duplicate",
+                "rule": str(RuleName.DUPLICATE),
                 "hit": True,
                 "reason": f"decided concurrently as decision #{original_id}",
             },
@@ -225,6 +244,6 @@ def as_duplicate(pending: Pending, original_id: int) -> Pending:
         pending,
         decision=decision,
         dedup_key=None,
-        plan=ReplyPlan("suppressed", "duplicate"),
+        plan=ReplyPlan(ReplyStatus.SUPPRESSED, "duplicate"),
         outbox=[],
     )

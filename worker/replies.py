@@ -12,31 +12,22 @@ from __future__ import annotations
 
 import quopri
 import re
-from dataclasses import dataclass
 from email.header import Header
 from email.utils import format_datetime, formataddr, make_msgid
 
 from worker.authentication import sender_authenticated
 from worker.clock import utcnow
+from worker.decision import DecisionName, ReplyPlan, ReplyStatus
 from worker.mail import InboundMail, clean_text, domain_of, message_ids
 from worker.policy.document import Policy
 
-NO_REPLY_DECISIONS = {
-    "ignored_auto_generated": "auto_generated",
-    "duplicate": "duplicate",
-    "quarantined": "quarantined",
+NO_REPLY_DECISIONS: dict[str, str] = {
+    DecisionName.IGNORED_AUTO_GENERATED: "auto_generated",
+    DecisionName.DUPLICATE: "duplicate",
+    DecisionName.QUARANTINED: "quarantined",
 }
 ADDRESS_HEADERS = ("To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc")
 _SAFE_MSGID = re.compile(r"^<[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[A-Za-z0-9.\-\[\]:]{1,250}>$")
-
-
-@dataclass(frozen=True)
-class ReplyPlan:
-    """``status`` is ``queued`` (subject to the rate limit at commit) or ``suppressed``."""
-
-    status: str
-    reason: str | None
-    recipient: str | None = None
 
 
 def plan_reply(
@@ -50,28 +41,28 @@ def plan_reply(
     trusted_authserv_id: str | None = None,
 ) -> ReplyPlan:
     if decision in NO_REPLY_DECISIONS:
-        return ReplyPlan("suppressed", NO_REPLY_DECISIONS[decision])
+        return ReplyPlan(ReplyStatus.SUPPRESSED, NO_REPLY_DECISIONS[decision])
     if policy is None or decision not in policy.templates:
-        return ReplyPlan("suppressed", "no_reply_for_decision")
+        return ReplyPlan(ReplyStatus.SUPPRESSED, "no_reply_for_decision")
     if channel == "replay":
-        return ReplyPlan("suppressed", "replay")
+        return ReplyPlan(ReplyStatus.SUPPRESSED, "replay")
     if not envelope_from:
-        return ReplyPlan("suppressed", "null_sender")
+        return ReplyPlan(ReplyStatus.SUPPRESSED, "null_sender")
     suppress = {
         w.strip() for w in (mail.header("X-Auto-Response-Suppress") or "").lower().split(",")
     }
     if suppress & {"all", "autoreply", "oof"}:
-        return ReplyPlan("suppressed", "x_auto_response_suppress")
+        return ReplyPlan(ReplyStatus.SUPPRESSED, "x_auto_response_suppress")
     if not any(domain_of(r) in support_domains for r in recipients):
-        return ReplyPlan("suppressed", "no_support_recipient")
+        return ReplyPlan(ReplyStatus.SUPPRESSED, "no_support_recipient")
     # RFC 5230 4.5: answer only mail that names us in its header, not lists or blind copies.
     addressed = mail.addresses(*ADDRESS_HEADERS)
     if not any(domain_of(a) in support_domains for a in addressed):
-        return ReplyPlan("suppressed", "not_addressed_to_support")
+        return ReplyPlan(ReplyStatus.SUPPRESSED, "not_addressed_to_support")
     if trusted_authserv_id and not sender_authenticated(mail, envelope_from, trusted_authserv_id):
         # Backscatter guard: a forged envelope sender would receive our reply.
-        return ReplyPlan("suppressed", "unauthenticated_sender")
-    return ReplyPlan("queued", decision, envelope_from)
+        return ReplyPlan(ReplyStatus.SUPPRESSED, "unauthenticated_sender")
+    return ReplyPlan(ReplyStatus.QUEUED, decision, envelope_from)
 
 
 def _header(name: str, value: str) -> bytes:

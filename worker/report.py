@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from worker.decision import DECISIONS
+from worker.decision import DecisionName, OutboxKind, ReplyStatus, is_rejection
 from worker.mail import domain_of
 from worker.store.models import DecisionRow, OutboxRow, Ticket
 
@@ -62,13 +62,13 @@ def build_report(engine: Engine, since: datetime | None, until: datetime | None)
         statement = statement.where(col(DecisionRow.received_at) < until)
     with Session(engine) as session:
         rows = session.scalars(statement).all()
-        ids = [r.id for r in rows if r.reply_status == "queued"]
+        ids = [r.id for r in rows if r.reply_status == ReplyStatus.QUEUED]
         delivery: dict[int, str] = {}
         for start in range(0, len(ids), 500):
             for outbox in session.scalars(
                 select(OutboxRow).where(
                     col(OutboxRow.decision_id).in_(ids[start : start + 500]),
-                    col(OutboxRow.kind) == "auto_reply",
+                    col(OutboxRow.kind) == OutboxKind.AUTO_REPLY,
                 )
             ).all():
                 delivery[outbox.decision_id] = outbox.status
@@ -80,13 +80,13 @@ def build_report(engine: Engine, since: datetime | None, until: datetime | None)
         report.by_policy[row.policy or "(none)"] += 1
         day = row.received_at.date().isoformat()
         report.by_day.setdefault(day, Counter())[row.decision] += 1
-        if row.reply_status == "queued":
+        if row.reply_status == ReplyStatus.QUEUED:
             report.replies[delivery.get(row.id or 0, "queued")] += 1
         else:
             report.suppressed[row.reply_reason or row.reply_status] += 1
-        if row.decision.startswith("rejected_"):
+        if is_rejection(row.decision):
             report.rejected_domains[domain_of(row.envelope_from) or "(null sender)"] += 1
-        if row.decision == "accepted_followup":
+        if row.decision == DecisionName.ACCEPTED_FOLLOWUP:
             report.followups_by_kind[kinds.get(row.ticket or "", "unknown")] += 1
     return report
 
@@ -134,16 +134,17 @@ def render_csv(report: Report) -> str:
     return buffer.getvalue()
 
 
-COLORS = {
-    "accepted_followup": "#2e7d32",
-    "rejected_new_ticket": "#c62828",
-    "rejected_unknown_ticket": "#ef6c00",
-    "rejected_closed_ticket": "#8e24aa",
-    "rejected_unauthorized_sender": "#ad1457",
-    "rejected_language": "#1565c0",
-    "ignored_auto_generated": "#757575",
-    "duplicate": "#bdbdbd",
-    "quarantined": "#f9a825",
+# One colour per decision name; the report test checks that no name lacks one.
+COLORS: dict[DecisionName, str] = {
+    DecisionName.ACCEPTED_FOLLOWUP: "#2e7d32",
+    DecisionName.REJECTED_NEW_TICKET: "#c62828",
+    DecisionName.REJECTED_UNKNOWN_TICKET: "#ef6c00",
+    DecisionName.REJECTED_CLOSED_TICKET: "#8e24aa",
+    DecisionName.REJECTED_UNAUTHORIZED_SENDER: "#ad1457",
+    DecisionName.REJECTED_LANGUAGE: "#1565c0",
+    DecisionName.IGNORED_AUTO_GENERATED: "#757575",
+    DecisionName.DUPLICATE: "#bdbdbd",
+    DecisionName.QUARANTINED: "#f9a825",
 }
 
 
@@ -160,7 +161,7 @@ def _chart(report: Report) -> str:
     ]
     for index, (day, counts) in enumerate(days):
         x, y = 30 + index * 60, float(height)
-        for decision in DECISIONS:
+        for decision in DecisionName:
             value = counts.get(decision, 0)
             if not value:
                 continue

@@ -1,52 +1,33 @@
-"""What a rule may look at: the message, its envelope, the policy in force, the directory.
+"""What a rule may look at: the message, its envelope, the policy in force, the resolved ticket.
 
-Rules read; they never write. The ticket directory and the decision log are reached
-through the small ``Directory`` protocol so that ``explain`` can run the very same rules
-without a transaction, and tests can see exactly what a rule needs.
+The context is complete before the chain runs: the ticket reference and the ticket itself
+are looked up once (``worker.policy.reference``) and recorded as the trace's first step, so
+every rule is a pure predicate over it. The directory stays reachable for the one rule that
+reads the decision log (``duplicate``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from dataclasses import dataclass
 
 from worker.mail import Envelope, InboundMail
 from worker.matching import TicketReference
 from worker.policy.document import Policy
-from worker.tokens import ReplyTokens
+from worker.store.tickets_view import Directory, TicketInfo
 
 
 @dataclass(frozen=True)
-class TicketInfo:
-    id: str
-    kind: str
-    status: str
-    closed_at: datetime | None
-    participants: tuple[str, ...]
-    domains: tuple[str, ...]
-
-
-class Directory(Protocol):
-    def ticket(self, ticket_id: str) -> TicketInfo | None: ...
-
-    def decided(self, dedup_key: str) -> int | None: ...
-
-
-@dataclass
 class RuleContext:
-    """The inputs of one decision plus what earlier rules found (reference, ticket)."""
+    """The inputs of one decision, with its ticket reference and ticket already resolved."""
 
     mail: InboundMail
     envelope: Envelope
-    policy: Policy
+    policy: Policy | None
     directory: Directory
-    tokens: ReplyTokens
     support_domains: list[str]
     max_message_bytes: int
     reference: TicketReference | None = None
     ticket: TicketInfo | None = None
-    notes: dict[str, str] = field(default_factory=dict)
 
     @property
     def sender(self) -> str:

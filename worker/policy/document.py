@@ -15,22 +15,16 @@ import re
 import string
 import tomllib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from worker.decision import REJECTIONS, SWITCHABLE_RULES, DecisionName, RuleName
 from worker.errors import ConfigError
 
-REPLY_DECISIONS = (
-    "rejected_new_ticket",
-    "rejected_unknown_ticket",
-    "rejected_closed_ticket",
-    "rejected_unauthorized_sender",
-    "rejected_language",
-    "accepted_followup",
-)
+REPLY_DECISIONS = frozenset({*REJECTIONS, DecisionName.ACCEPTED_FOLLOWUP})
 TEMPLATE_FIELDS = ("portal_url", "source_title", "source_url", "policy_id", "ticket", "subject")
 
 
@@ -106,6 +100,11 @@ class PolicyDocument(_Strict):
     tickets: Tickets
     language: Language = Language()
     replies: Replies
+    # Per-rule actions: ``rule = "off"`` keeps the rule in the trace but never lets it decide.
+    actions: dict[RuleName, Literal["on", "off"]] = {}
+
+    def switched_off(self) -> frozenset[str]:
+        return frozenset(rule for rule, action in self.actions.items() if action == "off")
 
     @field_validator("effective_from")
     @classmethod
@@ -144,6 +143,26 @@ class Policy:
         return template.substitute(fields)
 
 
+def reply_windows(policy: Policy | None) -> tuple[timedelta, timedelta]:
+    """The reply rate-limit window and the outbox delivery limit, the schema's defaults
+    when no policy is in force."""
+    if policy is not None:
+        replies = policy.document.replies
+        return timedelta(hours=replies.window_hours), timedelta(hours=replies.max_delivery_hours)
+    fields = Replies.model_fields
+    window, max_delivery = fields["window_hours"].default, fields["max_delivery_hours"].default
+    return timedelta(hours=window), timedelta(hours=max_delivery)
+
+
+def _check_actions(path: Path, document: PolicyDocument) -> None:
+    for rule in sorted(document.switched_off() - SWITCHABLE_RULES):
+        switchable = ", ".join(sorted(SWITCHABLE_RULES))
+        raise ConfigError(
+            f"policy {path}: key actions.{rule}: rule {rule} cannot be switched off "
+            f"(only {switchable} can)"
+        )
+
+
 def _describe(path: Path, error: ValidationError) -> str:
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "(document)"
@@ -164,6 +183,7 @@ def load_policy(path: Path) -> Policy:
         document = PolicyDocument.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(path, exc)) from None
+    _check_actions(path, document)
     templates: dict[str, string.Template] = {}
     for decision, relative in document.replies.templates.items():
         template_path = (path.parent / relative).resolve()

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from worker.decision import OutboxKind
 from worker.store.models import DecisionRow, OutboxRow
 
 
@@ -47,7 +48,7 @@ def find_decisions(
         o.decision_id: o.status
         for o in session.scalars(
             select(OutboxRow).where(
-                col(OutboxRow.decision_id).in_(ids), col(OutboxRow.kind) == "auto_reply"
+                col(OutboxRow.decision_id).in_(ids), col(OutboxRow.kind) == OutboxKind.AUTO_REPLY
             )
         )
     }

@@ -16,8 +16,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from worker.clock import utcnow
-from worker.policy.context import TicketInfo
 from worker.store.models import ChainHead, DecisionRow, RawMessage, ReplyLedger, Ticket
+from worker.store.tickets_view import TicketInfo
 
 
 def dialect_insert(session: Session, table: Any) -> Any:
@@ -49,6 +49,15 @@ class StoreDirectory:
         return self.session.scalar(
             select(DecisionRow.id).where(col(DecisionRow.dedup_key) == dedup_key)
         )
+
+    def decided_as(self, dedup_key: str) -> tuple[int, str] | None:
+        """The id and decision name of the message's earlier decision, if there is one."""
+        row = self.session.execute(
+            select(DecisionRow.id, DecisionRow.decision).where(
+                col(DecisionRow.dedup_key) == dedup_key
+            )
+        ).first()
+        return None if row is None else (int(row[0]), str(row[1]))
 
 
 def store_raw(session: Session, sha256: str, raw: bytes) -> None:

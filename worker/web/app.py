@@ -24,7 +24,7 @@ from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from worker.clock import parse_when, utcnow
-from worker.decision import DECISIONS
+from worker.decision import DECISIONS, REJECTIONS, DecisionName
 from worker.errors import TransientError
 from worker.mail import InboundMail
 from worker.pipeline import Mailgate
@@ -50,6 +50,14 @@ SHOWN_HEADERS = (
     "Precedence",
     "List-Id",
 )
+
+
+def dashboard_page() -> str:
+    """The dashboard with its decision options taken from the one list of names."""
+    options = "".join(f"<option>{name}</option>" for name in DecisionName)
+    rejections = " ".join(name for name in DecisionName if name in REJECTIONS)
+    page = DASHBOARD.read_text(encoding="utf-8")
+    return page.replace("{{decision_options}}", options).replace("{{rejections}}", rejections)
 
 
 def row_json(row: DecisionRow, delivery: str | None = None) -> dict[str, Any]:
@@ -85,7 +93,7 @@ class Web:
         self.executor = executor
         self.readiness = readiness
         self.registry = registry_for(gate.read_engine, imap_lag)
-        self.page = DASHBOARD.read_text(encoding="utf-8")  # read once, not per request
+        self.page = dashboard_page()  # rendered once, not per request
 
     async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)

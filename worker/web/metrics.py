@@ -11,21 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from worker.clock import utcnow
+from worker.metrics import DECISION_SECONDS
 from worker.store.models import DecisionRow, OutboxRow
-
-DECISION_SECONDS = Histogram(
-    "mailgate_decision_seconds",
-    "Time from message bytes to committed decision",
-    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-    registry=None,
-)
 
 
 class StoreCollector(Collector):

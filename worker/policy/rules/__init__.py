@@ -1,20 +1,28 @@
-"""One policy rule per module; the module name is the rule name used in traces and logs."""
+"""One policy rule per module: a predicate that answers hit or miss, with a reason.
+
+A rule decides nothing and writes nothing; what a hit leads to is the chain table's business
+(``worker.policy.chain``). Each rule's ``name`` is what traces, logs and metrics carry.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
 
+from worker.decision import RuleName
 from worker.policy.context import RuleContext
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """A rule's answer: ``hit`` ends the chain with ``decision``; a miss only explains."""
+    """A rule's answer: whether it hit, and why (what ``explain`` and the trace show)."""
 
     hit: bool
     reason: str
-    decision: str | None = None
+
+    @classmethod
+    def hit_because(cls, reason: str) -> Verdict:
+        return cls(True, reason)
 
     @classmethod
     def miss(cls, reason: str) -> Verdict:
@@ -22,7 +30,7 @@ class Verdict:
 
 
 class Rule(Protocol):
-    name: str
+    name: RuleName
     description: str
 
     def check(self, ctx: RuleContext) -> Verdict: ...

@@ -7,21 +7,23 @@ rejects what it is confident is another language.
 
 from __future__ import annotations
 
+from worker.decision import RuleName
 from worker.language import identify, reply_text
 from worker.policy.context import RuleContext
 from worker.policy.rules import Verdict
 
 
 class LanguageRule:
-    name = "language"
+    name = RuleName.LANGUAGE
     description = "Customer Care follow-ups must be written in an accepted language"
 
     def check(self, ctx: RuleContext) -> Verdict:
-        settings = ctx.policy.document.language
-        ticket = ctx.ticket
-        assert ticket is not None
+        ticket, policy = ctx.ticket, ctx.policy
+        if ticket is None or policy is None:
+            return Verdict.miss("no ticket to judge")
+        settings = policy.document.language
         if not settings.enabled:
-            return Verdict.miss(f"not required by policy {ctx.policy.id}")
+            return Verdict.miss(f"not required by policy {policy.id}")
         if ticket.kind not in settings.ticket_kinds:
             return Verdict.miss(f"not required for {ticket.kind} tickets")
         text = reply_text(ctx.mail.body_text)
@@ -32,9 +34,7 @@ class LanguageRule:
             return Verdict.miss(f"written in {guess.language} ({guess.confidence:.2f})")
         if guess.confidence < settings.min_confidence:
             return Verdict.miss(f"unsure: {guess.language} at {guess.confidence:.2f}")
-        return Verdict(
-            True,
+        return Verdict.hit_because(
             f"written in {guess.language} ({guess.confidence:.2f}); accepted: "
-            + ", ".join(settings.accepted),
-            "rejected_language",
+            + ", ".join(settings.accepted)
         )

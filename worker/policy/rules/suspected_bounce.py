@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from email.utils import parseaddr
 
+from worker.decision import RuleName
 from worker.policy.context import RuleContext
 from worker.policy.rules import Verdict
 
@@ -32,7 +33,7 @@ SENDER_NAME_SIGNS = re.compile(
 
 
 class SuspectedBounce:
-    name = "suspected_bounce"
+    name = RuleName.SUSPECTED_BOUNCE
     description = "unreferenced mail that reads like a bounce or absence notice is not answered"
 
     def check(self, ctx: RuleContext) -> Verdict:
@@ -41,17 +42,11 @@ class SuspectedBounce:
         subject = ctx.mail.subject
         match = SUBJECT_SIGNS.search(subject)
         if match:
-            return Verdict(
-                True,
-                f"subject reads like an automatic notice ({match.group(0)!r})",
-                "ignored_auto_generated",
+            return Verdict.hit_because(
+                f"subject reads like an automatic notice ({match.group(0)!r})"
             )
         name, _ = parseaddr(ctx.mail.header("From") or "")
         match = SENDER_NAME_SIGNS.search(name)
         if match:
-            return Verdict(
-                True,
-                f"sender name reads like a mail system ({match.group(0)!r})",
-                "ignored_auto_generated",
-            )
+            return Verdict.hit_because(f"sender name reads like a mail system ({match.group(0)!r})")
         return Verdict.miss("reads like a person's message")

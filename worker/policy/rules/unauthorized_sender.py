@@ -8,31 +8,30 @@ stranger learns nothing about the ticket from the answer.
 
 from __future__ import annotations
 
+from worker.decision import RuleName
 from worker.mail import domain_of
 from worker.policy.context import RuleContext
 from worker.policy.rules import Verdict
 
 
 class UnauthorizedSender:
-    name = "unauthorized_sender"
+    name = RuleName.UNAUTHORIZED_SENDER
     description = "follow-ups come from ticket participants or through a signed token"
 
     def check(self, ctx: RuleContext) -> Verdict:
-        assert ctx.reference is not None and ctx.ticket is not None
-        if ctx.reference.signed:
-            return Verdict.miss(f"signed {ctx.reference.method} authorises the sender")
+        reference, ticket, policy = ctx.reference, ctx.ticket, ctx.policy
+        if reference is None or ticket is None or policy is None:
+            return Verdict.miss("no ticket to post to")
+        if reference.signed:
+            return Verdict.miss(f"signed {reference.method} authorises the sender")
         senders = {a for a in (ctx.envelope.mail_from, ctx.mail.from_address) if a}
-        participants = {p.lower() for p in ctx.ticket.participants}
+        participants = {p.lower() for p in ticket.participants}
         if senders & participants:
             return Verdict.miss("sender is a participant")
-        mode = ctx.policy.document.tickets.authorized_senders
+        mode = policy.document.tickets.authorized_senders
         if mode == "participants_or_domains":
-            domains = {d.lower() for d in ctx.ticket.domains}
+            domains = {d.lower() for d in ticket.domains}
             if {domain_of(s) for s in senders} & domains:
                 return Verdict.miss("sender belongs to an organisation domain of the ticket")
         allowed = "participant" if mode == "participants" else "participant or domain"
-        return Verdict(
-            True,
-            f"sender is not a {allowed} and no valid signed token was used",
-            "rejected_unauthorized_sender",
-        )
+        return Verdict.hit_because(f"sender is not a {allowed} and no valid signed token was used")
