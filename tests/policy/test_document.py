@@ -84,6 +84,10 @@ def policy_copy(tmp_path: Path) -> Path:
             "key effective_from: same date",
         ),
         ("[tickets]", "[tickets\n", "not valid TOML"),
+        ("[replies]", '[actions]\nnew_ticket = "off"\n[replies]', "key actions.new_ticket"),
+        ("[replies]", '[actions]\nduplicate = "off"\n[replies]', "cannot be switched off"),
+        ("[replies]", '[actions]\nno_such_rule = "off"\n[replies]', "key actions.no_such_rule"),
+        ("[replies]", '[actions]\nlanguage = "maybe"\n[replies]', "key actions.language"),
     ],
 )
 def test_errors_name_file_key_and_problem(
@@ -107,3 +111,31 @@ def test_unknown_template_placeholder(policy_copy: Path) -> None:
 def test_missing_directory() -> None:
     with pytest.raises(ConfigError, match="MAILGATE_POLICY_DIR"):
         PolicySet.load(Path("/nonexistent/policies"))
+
+
+def test_switchable_rule_may_be_switched_off(policy_copy: Path) -> None:
+    """A policy may switch off the actions the SPEC lets it; the others stay on."""
+    path = policy_copy / "wildix-2022-04.toml"
+    path.write_text(
+        path.read_text().replace(
+            "[replies]", '[actions]\nlanguage = "off"\nclosed_ticket = "on"\n[replies]', 1
+        )
+    )
+    policy = PolicySet.load(policy_copy).by_id("wildix-2022-04")
+    assert policy is not None
+    assert policy.document.switched_off() == {"language"}
+
+
+def test_reply_windows_default_to_the_schema() -> None:
+    """Without a policy in force the windows are the schema's defaults, not literals."""
+    from datetime import timedelta
+
+    from worker.policy.document import Replies, reply_windows
+
+    defaults = Replies.model_fields
+    assert reply_windows(None) == (
+        timedelta(hours=defaults["window_hours"].default),
+        timedelta(hours=defaults["max_delivery_hours"].default),
+    )
+    policy = PolicySet.load(POLICY_DIR).policies[-1]
+    assert reply_windows(policy) == (timedelta(hours=24), timedelta(hours=72))
