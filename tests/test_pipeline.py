@@ -52,6 +52,7 @@ def test_same_bytes_again_are_a_duplicate_without_second_reply(gate: Mailgate) -
     second = gate.ingest(raw, envelope("alice@customer.example"))
     assert second.decision == "duplicate"
     assert second.duplicate_of == first.id
+    assert second.original_decision == "rejected_new_ticket", "a transport needs no query"
     assert second.reply == {"status": "suppressed", "reason": "duplicate"}
     assert len(outbox_files(gate)) == 1
 

@@ -25,6 +25,8 @@ def test_batch_with_a_repeated_message_decides_it_once(gate: Mailgate) -> None:
         "rejected_new_ticket",
     ]
     assert decisions[1].duplicate_of == decisions[0].id
+    assert decisions[1].original_decision == "rejected_new_ticket", "the race's loser knows it"
+    assert decisions[0].original_decision is None
     assert decisions[2].reply["reason"] == "rate_limited", "one reply per sender and window"
     assert [d.seq for d in decisions] == [1, 2, 3]
     with Session(gate.engine) as session:

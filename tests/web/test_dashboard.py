@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from helpers import RunningServer, add_standard_tickets, fixture_bytes, make_settings
 
+from worker.decision import DecisionName
 from worker.pipeline import Mailgate
 
 TOKEN = "dashboard-token"
@@ -78,6 +79,8 @@ def test_dashboard_shows_the_rejection_log_and_a_decision(
     page.fill("#token", TOKEN)
     page.click("#auth button")
     page.wait_for_selector("#log tbody tr")
+    options = page.locator("#f-decision option").all_text_contents()
+    assert options == ["rejections (all)", "everything", *DecisionName], "from the enum"
     decisions = page.locator("#log tbody tr td:nth-child(3)").all_text_contents()
     assert sorted(decisions) == ["rejected_language", "rejected_new_ticket"], "rejections only"
     counts = page.locator("#counts span").all_text_contents()
