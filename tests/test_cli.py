@@ -104,6 +104,7 @@ def test_explain_writes_and_sends_nothing(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     out = first.stdout.decode()
     assert "rejected_new_ticket" in out and "new_ticket" in out and "auto_generated" in out
+    assert "description" in out and "automated mail" in out, "each rule's description"
     assert not (tmp_path / "var" / "outbox").exists()
     decisions = mailgate(tmp_path, "decisions", "--format", "json")
     assert decisions.stdout.strip() == b""

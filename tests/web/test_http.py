@@ -93,6 +93,11 @@ def test_metrics_count_decisions_and_replies(served: tuple[Mailgate, RunningServ
         'mailgate_decisions_total{decision="ignored_auto_generated",rule="auto_generated"} 1.0'
     ) in text
     assert 'mailgate_replies_total{reason="auto_generated",status="suppressed"} 1.0' in text
+    # Every pair of the chain table is a series from the start, at zero until it happens.
+    assert (
+        'mailgate_decisions_total{decision="rejected_closed_ticket",rule="closed_ticket"} 0.0'
+    ) in text
+    assert 'mailgate_decisions_total{decision="accepted_followup",rule="followup"} 0.0' in text
     assert "mailgate_decision_seconds_count" in text
     assert "mailgate_outbox_oldest_age_seconds 0.0" in text
 

@@ -90,6 +90,11 @@ def describe(rule_name: str) -> str:
     return DESCRIPTIONS.get(rule_name, "")
 
 
+def chain_pairs() -> list[tuple[RuleName, DecisionName]]:
+    """Every (rule, decision) pair the chain can record, the race-lost duplicate included."""
+    return [(rule.name, decision) for rule, decision in (*CHAIN, FALL_THROUGH)]
+
+
 def table() -> list[tuple[str, str, str]]:
     """The chain as (rule, decision on hit, description) rows, as the README shows it."""
     rows = [(str(rule.name), str(decision), rule.description) for rule, decision in CHAIN]

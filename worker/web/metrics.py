@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from worker.clock import utcnow
 from worker.metrics import DECISION_SECONDS
+from worker.policy.chain import chain_pairs
 from worker.store.models import DecisionRow, OutboxRow
 
 
@@ -41,11 +42,7 @@ class StoreCollector(Collector):
             "mailgate_outbox_oldest_age_seconds", "Age of the oldest outbox row not yet handed on"
         )
         with Session(self.engine) as session:
-            for decision, rule, count in session.execute(
-                select(DecisionRow.decision, DecisionRow.rule, func.count()).group_by(
-                    DecisionRow.decision, DecisionRow.rule
-                )
-            ):
+            for (decision, rule), count in _decision_counts(session).items():
                 decisions.add_metric([decision, rule], count)
             for status, reason, count in session.execute(
                 select(
@@ -72,6 +69,19 @@ class StoreCollector(Collector):
         for mailbox, value in self.imap_lag().items():
             lag.add_metric([mailbox], value)
         yield from (decisions, replies, depth, oldest, lag)
+
+
+def _decision_counts(session: Session) -> dict[tuple[str, str], int]:
+    """Recorded decisions by (decision, rule), with every pair of the chain table present
+    from the start, so that a rate over a series that has not happened yet is zero."""
+    counts = {(str(decision), str(rule)): 0 for rule, decision in chain_pairs()}
+    for decision, rule, count in session.execute(
+        select(DecisionRow.decision, DecisionRow.rule, func.count()).group_by(
+            DecisionRow.decision, DecisionRow.rule
+        )
+    ):
+        counts[(decision, rule)] = count
+    return counts
 
 
 def registry_for(engine: Engine, imap_lag: Callable[[], dict[str, int]]) -> CollectorRegistry:
