@@ -59,56 +59,79 @@ def find_reference(
     tokens: ReplyTokens,
     support_domains: list[str],
 ) -> tuple[TicketReference | None, list[str]]:
-    """The first reference found, and a note for each method tried (for the trace)."""
+    """The first reference found, and a note for each method tried (for the trace).
+
+    A verified reference wins at once; an unverified one is kept in case nothing better
+    follows, so that it still names its ticket (for ``unauthorized_sender`` to judge).
+    """
     notes: list[str] = []
     unverified: TicketReference | None = None
-
     if matching.signed_reply_address:
-        candidates = list(recipients)
-        candidates += mail.addresses("To", "Cc", "Delivered-To", "X-Original-To")
-        found = None
-        for address in candidates:
-            if domain_of(address) not in support_domains:
-                continue
-            signed = tokens.parse_address(address)
-            if signed is None:
-                continue
-            if signed.valid:
-                found = TicketReference(signed.ticket, "reply_address", True, address)
-                break
-            unverified = unverified or TicketReference(
-                normalize_ticket_id(signed.ticket), "reply_address", False, f"bad tag in {address}"
-            )
+        found, bad, note = _by_reply_address(mail, recipients, tokens, support_domains)
+        notes.append(note)
         if found:
-            notes.append(f"reply_address: valid signed address for ticket {found.ticket}")
             return found, notes
-        notes.append(
-            "reply_address: none"
-            if unverified is None
-            else f"reply_address: tag does not verify for ticket {unverified.ticket}"
-        )
-
+        unverified = bad
     if matching.signed_message_id:
-        bad = None
-        for message_id in mail.references:
-            signed = tokens.parse_message_id(message_id, support_domains)
-            if signed is None:
-                continue
-            if signed.valid:
-                notes.append(f"message_id: minted Message-ID for ticket {signed.ticket}")
-                return TicketReference(signed.ticket, "message_id", True, message_id), notes
-            bad = bad or TicketReference(signed.ticket, "message_id", False, "bad tag")
-        if bad is not None:
-            unverified = unverified or bad
-            notes.append(f"message_id: tag does not verify for ticket {bad.ticket}")
-        else:
-            notes.append("message_id: none")
+        found, bad, note = _by_message_id(mail, tokens, support_domains)
+        notes.append(note)
+        if found:
+            return found, notes
+        unverified = unverified or bad
+    found, note = _by_subject_tag(mail, matching)
+    notes.append(note)
+    return found or unverified, notes
 
+
+_Found = tuple[TicketReference | None, TicketReference | None, str]
+
+
+def _by_reply_address(
+    mail: InboundMail, recipients: list[str], tokens: ReplyTokens, support_domains: list[str]
+) -> _Found:
+    """A signed ``support+<ticket>.<tag>@`` address among the envelope and header recipients."""
+    unverified = None
+    candidates = [*recipients, *mail.addresses("To", "Cc", "Delivered-To", "X-Original-To")]
+    for address in candidates:
+        if domain_of(address) not in support_domains:
+            continue
+        signed = tokens.parse_address(address)
+        if signed is None:
+            continue
+        if signed.valid:
+            found = TicketReference(signed.ticket, "reply_address", True, address)
+            return found, None, f"reply_address: valid signed address for ticket {found.ticket}"
+        unverified = unverified or TicketReference(
+            normalize_ticket_id(signed.ticket), "reply_address", False, f"bad tag in {address}"
+        )
+    if unverified is None:
+        return None, None, "reply_address: none"
+    return None, unverified, f"reply_address: tag does not verify for ticket {unverified.ticket}"
+
+
+def _by_message_id(mail: InboundMail, tokens: ReplyTokens, support_domains: list[str]) -> _Found:
+    """A Message-ID we minted for a ticket, in In-Reply-To or References."""
+    bad = None
+    for message_id in mail.references:
+        signed = tokens.parse_message_id(message_id, support_domains)
+        if signed is None:
+            continue
+        if signed.valid:
+            found = TicketReference(signed.ticket, "message_id", True, message_id)
+            return found, None, f"message_id: minted Message-ID for ticket {signed.ticket}"
+        bad = bad or TicketReference(signed.ticket, "message_id", False, "bad tag")
+    if bad is None:
+        return None, None, "message_id: none"
+    return None, bad, f"message_id: tag does not verify for ticket {bad.ticket}"
+
+
+def _by_subject_tag(mail: InboundMail, matching: Matching) -> tuple[TicketReference | None, str]:
+    """The policy's subject tag behind any reply prefixes; never proof of who sent it."""
     subject = strip_reply_prefixes(mail.subject, matching.reply_prefixes)
     match = _tag_pattern(matching.subject_tag).search(subject)
-    if match:
-        ticket = normalize_ticket_id(match["ticket"])
-        notes.append(f"subject_tag: ticket {ticket}")
-        return TicketReference(ticket, "subject_tag", False, match.group(0)), notes
-    notes.append("subject_tag: none")
-    return unverified, notes
+    if not match:
+        return None, "subject_tag: none"
+    ticket = normalize_ticket_id(match["ticket"])
+    return TicketReference(
+        ticket, "subject_tag", False, match.group(0)
+    ), f"subject_tag: ticket {ticket}"
