@@ -94,7 +94,7 @@ def ingest(
     arguments: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[FILE|-] [RECIPIENT]...",
+            metavar="FILE|- RECIPIENT",
             help="Message file, or - for standard input (the default). Addresses after "
             "it are further recipients: Postfix expands --recipient ${recipient} so.",
             show_default=False,

@@ -35,14 +35,19 @@ async def retention_loop(
     stopping: asyncio.Event,
     interval: float = PURGE_INTERVAL,
 ) -> None:
-    """Purge at once, then every ``interval`` seconds until ``stopping`` is set."""
+    """Purge at once, then every ``interval`` seconds, until ``stopping`` is set.
+
+    The first purge runs even when ``stopping`` is already set: a short-lived process
+    still applies retention once.
+    """
     loop = asyncio.get_running_loop()
-    while not stopping.is_set():
+    while True:
         try:
             await loop.run_in_executor(None, purge_expired, engine, retention_days)
         except Exception as exc:  # the database may be away: try again next round
             log.warning("retention_purge_failed", error=type(exc).__name__)
         try:
             await asyncio.wait_for(stopping.wait(), timeout=interval)
+            return
         except TimeoutError:
             continue

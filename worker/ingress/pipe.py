@@ -25,6 +25,7 @@ from worker.startup import open_gate
 
 if TYPE_CHECKING:
     from worker.decision import Decision
+    from worker.pipeline import Mailgate
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,11 @@ def _is_recipient(value: str) -> bool:
 def ingest(settings: Settings, delivery: PipeDelivery) -> Decision:
     """Decide and commit the message; any failure raises, and the MTA keeps the message."""
     raw = read_bytes(delivery.source)
-    gate = open_gate(settings)
+    return deliver(open_gate(settings), raw, delivery)
+
+
+def deliver(gate: Mailgate, raw: bytes, delivery: PipeDelivery) -> Decision:
+    """One pipe delivery of ``raw``; the same message piped again is a ``duplicate``."""
     return gate.ingest(raw, delivery.envelope(raw))
 
 
