@@ -372,7 +372,7 @@ def policy_show(
     at: Annotated[str | None, typer.Option(help="In force at this time instead of now.")] = None,
 ) -> None:
     """Which policy version is in force now (or at --at)."""
-    from worker.console import out
+    from worker.console import print_policy
     from worker.policy.document import PolicySet
 
     cfg = settings()
@@ -381,16 +381,7 @@ def policy_show(
     policy = policies.in_force(when)
     if policy is None:
         fail(f"no policy in force at {when.isoformat()}", 1)
-    doc = policy.document
-    out.print(f"{doc.id}: {doc.title}")
-    out.print(f"  effective from {doc.effective_from.isoformat()}")
-    out.print(
-        f'  source: {doc.source.document}, "{doc.source.section}" '
-        f"(updated {doc.source.updated}) {doc.source.url}"
-    )
-    out.print(f"  portal: {doc.portal_url}")
-    out.print(f"  support domains: {', '.join(cfg.support_domains or doc.support_domains)}")
-    out.print(f"  file: {policy.path}  sha256 {policy.sha256}")
+    print_policy(policy, cfg.support_domains)
 
 
 @imap_app.command("check")

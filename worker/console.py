@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from worker.decision import Decision
     from worker.ingress.replay import ReplaySummary
+    from worker.policy.document import Policy
     from worker.settings import Settings
     from worker.store.queries import DecisionFilter
 
@@ -57,6 +58,20 @@ def print_explain(decision: Decision) -> None:
     for step in decision.trace:
         table.add_row(step["rule"], "HIT" if step["hit"] else "miss", step["reason"])
     out.print(table)
+
+
+def print_policy(policy: Policy, support_domains: list[str] | None) -> None:
+    """A policy version: where it comes from, where it sends people, which file it is."""
+    doc = policy.document
+    out.print(f"{doc.id}: {doc.title}")
+    out.print(f"  effective from {doc.effective_from.isoformat()}")
+    out.print(
+        f'  source: {doc.source.document}, "{doc.source.section}" '
+        f"(updated {doc.source.updated}) {doc.source.url}"
+    )
+    out.print(f"  portal: {doc.portal_url}")
+    out.print(f"  support domains: {', '.join(support_domains or doc.support_domains)}")
+    out.print(f"  file: {policy.path}  sha256 {policy.sha256}")
 
 
 def print_replay(archive: Path, summary: ReplaySummary, dry_run: bool) -> None:

@@ -1,4 +1,4 @@
-"""``mailgate serve``: the listeners, the outbox worker and a clean shutdown, in one loop.
+"""``mailgate serve``: the listeners, the outbox worker, periodic jobs and a clean shutdown.
 
 Start-up either completes (one ``mailgate_started`` line saying what listens where and which
 policy is in force) or stops with one clear line: a bad setting, a broken policy, an
