@@ -221,3 +221,122 @@ def test_decisions_filters_and_delivery(tmp_path: Path) -> None:
     assert [r["decision"] for r in rows("--ticket", "1001")] == ["accepted_followup"]
     assert len(rows("--channel", "pipe")) == 2 and rows("--channel", "smtp") == []
     assert rows("--until", "2020-01-01") == []
+
+
+# -- exit codes (sysexits) and file errors ---------------------------------------------------
+
+
+def one_line_naming(result: subprocess.CompletedProcess[bytes], path: Path | str) -> bool:
+    """The whole of stderr is one line, it names the path, and no traceback came with it."""
+    err = result.stderr.decode()
+    return err.count("\n") == 1 and str(path) in err and "Traceback" not in err
+
+
+def test_ingest_usage_errors_exit_64_never_2(tmp_path: Path) -> None:
+    """An unknown option or two message files: EX_USAGE, which no MTA reads as 'bounce 2'."""
+    raw = (FIXTURES / "new_ticket.eml").read_bytes()
+    unknown = mailgate(tmp_path, "ingest", "-", "--bogus", stdin=raw)
+    assert unknown.returncode == 64 and b"--bogus" in unknown.stderr
+    two_files = mailgate(
+        tmp_path, "ingest", str(FIXTURES / "new_ticket.eml"), str(FIXTURES / "dsn.eml")
+    )
+    assert two_files.returncode == 64 and b"one message per call" in two_files.stderr
+    assert mailgate(tmp_path, "decisions", "--bogus").returncode == 64
+    assert not (tmp_path / "var" / "outbox").exists()
+
+
+def test_ingest_expanded_recipients_are_decided_once_with_one_reply(tmp_path: Path) -> None:
+    """Postfix expands ``--recipient ${recipient}`` into two arguments: one decision, one reply."""
+    raw = (FIXTURES / "new_ticket.eml").read_bytes()
+    args = ["ingest", "-", "--sender", "alice@customer.example", "--json", "--recipient"]
+    result = mailgate(tmp_path, *args, "support@wildix.com", "sales@wildix.com", stdin=raw)
+    assert result.returncode == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["recipients"] == ["support@wildix.com", "sales@wildix.com"]
+    assert decision["decision"] == "rejected_new_ticket"
+    again = mailgate(tmp_path, *args, "sales@wildix.com", stdin=raw)
+    assert again.returncode == 0 and json.loads(again.stdout)["decision"] == "duplicate"
+    assert len(list((tmp_path / "var" / "outbox").glob("*.eml"))) == 1
+
+
+def test_ingest_mailer_daemon_sender_is_the_null_sender(tmp_path: Path) -> None:
+    """Postfix's ``${sender}`` of a bounce is MAILER-DAEMON: ignored, never answered."""
+    raw = (FIXTURES / "new_ticket.eml").read_bytes()
+    result = mailgate(tmp_path, "ingest", "-", "--sender", "MAILER-DAEMON", "--json", stdin=raw)
+    assert result.returncode == 0, result.stderr
+    decision = json.loads(result.stdout)
+    assert decision["envelope_from"] == "" and decision["decision"] == "ignored_auto_generated"
+    assert not list((tmp_path / "var" / "outbox").glob("*.eml"))
+
+
+def test_ingest_missing_file_exits_65_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "gone.eml"
+    result = mailgate(tmp_path, "ingest", str(missing))
+    assert result.returncode == 65 and one_line_naming(result, missing)
+
+
+def test_ingest_read_error_exits_75(tmp_path: Path) -> None:
+    """A disk error while reading is not the message's fault: the MTA retries."""
+    result = mailgate(tmp_path, "ingest", "/proc/self/mem")
+    assert result.returncode == 75 and one_line_naming(result, "/proc/self/mem")
+
+
+def test_ingest_reads_settings_from_config_file_without_environment(tmp_path: Path) -> None:
+    """An MTA's pipe passes no environment: ``--config`` alone is enough to decide."""
+    config = tmp_path / "mailgate.toml"
+    config.write_text(
+        f'data_dir = "{tmp_path / "var"}"\n'
+        f'policy_dir = "{POLICIES}"\n'
+        'reply_secret = "a-secret-that-is-long-enough-for-tokens-0123"\n'
+        'http_listen = "off"\n'
+    )
+    env = {k: v for k, v in cli_env(tmp_path).items() if not k.startswith("MAILGATE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "--config", str(config), "ingest", "-", "--json"],
+        input=(FIXTURES / "new_ticket.eml").read_bytes(),
+        capture_output=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["decision"] == "rejected_new_ticket"
+    assert len(list((tmp_path / "var" / "outbox").glob("*.eml"))) == 1
+
+
+def test_ingest_unusable_config_file_exits_75_in_one_line(tmp_path: Path) -> None:
+    """A config path that is a directory is a configuration slip: 75, never a bounce."""
+    result = mailgate(
+        tmp_path, "--config", str(tmp_path), "ingest", str(FIXTURES / "new_ticket.eml")
+    )
+    assert result.returncode == 75 and one_line_naming(result, tmp_path)
+
+
+def test_report_output_that_cannot_be_created_exits_73(tmp_path: Path) -> None:
+    """``report -o`` into a missing directory, or onto a directory: one line, EX_CANTCREAT."""
+    nowhere = tmp_path / "no-such-dir" / "report.html"
+    result = mailgate(tmp_path, "report", "--format", "html", "-o", str(nowhere))
+    assert result.returncode == 73 and one_line_naming(result, nowhere)
+    onto_directory = mailgate(tmp_path, "report", "-o", str(tmp_path))
+    assert onto_directory.returncode == 73 and one_line_naming(onto_directory, tmp_path)
+    export = mailgate(tmp_path, "audit", "export", str(nowhere))
+    assert export.returncode == 73 and one_line_naming(export, nowhere)
+
+
+def test_missing_input_exits_66_in_one_line(tmp_path: Path) -> None:
+    """Every command that reads a named file: EX_NOINPUT, naming the file, no traceback."""
+    missing = tmp_path / "missing"
+    for args in (
+        ("explain", str(missing)),
+        ("tickets", "import", str(missing)),
+        ("audit", "verify", "--export", str(missing)),
+        ("policy", "check", str(missing)),
+        ("replay", str(missing)),
+    ):
+        result = mailgate(tmp_path, *args)
+        assert result.returncode == 66 and one_line_naming(result, missing), args
+
+
+def test_read_error_exits_74(tmp_path: Path) -> None:
+    result = mailgate(tmp_path, "explain", "/proc/self/mem")
+    assert result.returncode == 74 and one_line_naming(result, "/proc/self/mem")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from helpers import fixture_bytes
+from datetime import UTC, datetime
 
-from worker.mail import InboundMail, normalize_address
+import pytest
+from helpers import fixture_bytes, with_headers
+
+from worker.mail import Envelope, InboundMail, envelope_sender, normalize_address
+
+WHEN = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
 
 def test_headers_are_read_lazily_and_decoded() -> None:
@@ -42,3 +47,44 @@ def test_lying_charset_body_is_still_text() -> None:
         b"plain \xe9 latin-1 text\r\n"
     )
     assert isinstance(InboundMail.from_bytes(raw).body_text, str)
+
+
+def test_envelope_from_headers_takes_the_return_path() -> None:
+    """The Return-Path the delivering MTA wrote is the sender, not the From header."""
+    raw = with_headers(fixture_bytes("new_ticket.eml"), Return_Path="<Bounces@List.Example>")
+    envelope = Envelope.from_headers(InboundMail.from_bytes(raw), "imap", WHEN)
+    assert envelope.mail_from == "bounces@list.example"
+    assert (envelope.channel, envelope.received_at, envelope.rcpt_tos) == ("imap", WHEN, ())
+
+
+def test_envelope_from_headers_null_return_path_is_the_null_sender() -> None:
+    """``Return-Path: <>`` is a bounce: the null sender, even though From names someone."""
+    raw = with_headers(fixture_bytes("new_ticket.eml"), Return_Path="<>")
+    envelope = Envelope.from_headers(InboundMail.from_bytes(raw), "replay", WHEN)
+    assert envelope.mail_from == ""
+
+
+def test_envelope_from_headers_without_return_path_takes_from() -> None:
+    raw = b"From: Carol <Carol@Partner.Example>\r\nSubject: hi\r\n\r\nbody\r\n"
+    envelope = Envelope.from_headers(
+        InboundMail.from_bytes(raw), "pipe", WHEN, ("support@wildix.com",)
+    )
+    assert envelope.mail_from == "carol@partner.example"
+    assert envelope.rcpt_tos == ("support@wildix.com",)
+
+
+@pytest.mark.parametrize(
+    "given,expected",
+    [
+        ("MAILER-DAEMON", ""),
+        ("mailer-daemon", ""),
+        ("<MAILER-DAEMON>", ""),
+        ("<>", ""),
+        ("", ""),
+        ("Alice@Customer.Example", "alice@customer.example"),
+        ("mailer-daemon@relay.example", "mailer-daemon@relay.example"),
+    ],
+)
+def test_envelope_sender_reads_postfix_null_sender(given: str, expected: str) -> None:
+    """Postfix's pipe expands the null sender to MAILER-DAEMON; a full address stays one."""
+    assert envelope_sender(given) == expected

@@ -13,9 +13,12 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
-from worker.store.models import DecisionRow
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from worker.store.models import ChainHead, DecisionRow
 
 GENESIS = "0" * 64
 CHAINED_FIELDS = (
@@ -140,3 +143,29 @@ def verify_export(lines: Iterable[str]) -> VerifyResult:
     if head is None:
         return VerifyResult(False, len(rows), "no head line: the export is truncated")
     return verify_chain(rows, int(head["seq"]), str(head["digest"]))
+
+
+def verify_database(engine: Engine) -> tuple[VerifyResult, str]:
+    """Verify the stored chain against its head; the result and the head digest."""
+    from worker.store.repository import iter_chain
+
+    with Session(engine) as session:
+        head = session.get(ChainHead, 1)
+        assert head is not None  # written by the first migration
+        return verify_chain(iter_chain(session), head.seq, head.digest), head.digest
+
+
+def export_chain(engine: Engine, handle: TextIO) -> tuple[int, str]:
+    """Write the chain as JSON lines, then the head; how many rows, and the head digest."""
+    from worker.store.repository import iter_chain
+
+    count = 0
+    # One read transaction: the rows and the head are one consistent snapshot.
+    with Session(engine) as session:
+        for row in iter_chain(session):
+            handle.write(json.dumps(export_record(row), ensure_ascii=False) + "\n")
+            count += 1
+        head = session.get(ChainHead, 1)
+        assert head is not None
+        handle.write(json.dumps({"head": {"seq": head.seq, "digest": head.digest}}) + "\n")
+    return count, head.digest

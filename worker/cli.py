@@ -1,33 +1,25 @@
-"""The ``mailgate`` command line (typer): one function per command, no logic beyond arguments.
+"""The ``mailgate`` command line (typer): the commands, their arguments and their help.
 
-Every command reads the settings once, and any ``ConfigError`` becomes one line on stderr
-and a non-zero exit before anything starts. ``ingest`` follows the sendmail convention of
-pipe transports: exit 0 once the message is decided and committed, 75 (EX_TEMPFAIL) on any
-failure, so the MTA keeps the message and retries.
+Each command is a few calls into the modules that do the work (``worker.ingress.pipe``,
+``worker.ingress.replay``, ``worker.console``…). What a failure means is decided once, by
+the ``@exits`` decorator (``worker.exits``): one line on stderr and a sysexits code. A new
+command is a function here with ``@exits()`` above it.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from worker import exits as codes
 from worker.clock import parse_when, utcnow
-from worker.errors import ConfigError, InputError, TransientError
-from worker.settings import Settings, load_settings
-
-if TYPE_CHECKING:
-    from worker.mail import Envelope
-    from worker.pipeline import Mailgate
-
-EX_OK, EX_USAGE, EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 75, 78
+from worker.errors import ConfigError, UsageProblem
+from worker.exits import exits, fail
+from worker.settings import Settings
+from worker.startup import open_gate, read_settings
 
 app = typer.Typer(
     add_completion=False,
@@ -44,74 +36,42 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.add_typer(imap_app, name="imap")
 
-out = Console(highlight=False, soft_wrap=True)
 _state: dict[str, Any] = {"config": None}
+REPLAY = codes.ExitCodes(
+    transient_hint="replay interrupted, rerun to continue "
+    "(decided messages are skipped as duplicates): "
+)
 
 
-def fail(message: str, code: int) -> NoReturn:
-    sys.stderr.write(f"mailgate: {message}\n")
-    raise typer.Exit(code)
+def settings() -> Settings:
+    return read_settings(_state["config"])
 
 
-def settings(config_error_code: int = EX_CONFIG) -> Settings:
-    from worker.logs import configure_logging
-
+def _when(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
     try:
-        loaded = load_settings(_state["config"])
-    except ConfigError as exc:
-        fail(str(exc), config_error_code)
-    configure_logging(loaded.log_level)
-    return loaded
-
-
-def open_gate(cfg: Settings, error_code: int = EX_CONFIG) -> Mailgate:
-    from worker.pipeline import Mailgate
-
-    try:
-        return Mailgate.open(cfg)
-    except ConfigError as exc:
-        fail(str(exc), error_code)
-    except TransientError as exc:
-        fail(str(exc), EX_TEMPFAIL)
-    except OSError as exc:
-        fail(f"data directory {cfg.data_dir}: {exc.strerror}", EX_TEMPFAIL)
+        return parse_when(text)
+    except ValueError:
+        raise UsageProblem(f"{option}: not an ISO 8601 date or time: {text!r}") from None
 
 
 @app.callback()
 def main_options(
-    config: Annotated[Path | None, typer.Option(help="TOML settings file.")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="TOML settings file (keys without the MAILGATE_ prefix); the environment "
+            "still wins. An MTA's pipe passes no environment: give this there.",
+        ),
+    ] = None,
 ) -> None:
     _state["config"] = config
 
 
-def _read_message(source: str) -> bytes:
-    if source == "-":
-        return sys.stdin.buffer.read()
-    return Path(source).read_bytes()
-
-
-def _envelope(
-    raw: bytes,
-    sender: str | None,
-    recipients: list[str],
-    channel: str,
-    received_at: datetime | None = None,
-) -> Envelope:
-    from worker.mail import Envelope, InboundMail, normalize_address
-
-    if sender is not None:
-        mail_from = "" if sender.strip() in ("", "<>") else normalize_address(sender)
-    else:
-        mail = InboundMail.from_bytes(raw)
-        path = mail.return_path
-        mail_from = path if path is not None else mail.from_address
-    rcpts = tuple(a for a in (normalize_address(r) for r in recipients) if a)
-    return Envelope(
-        mail_from=mail_from, rcpt_tos=rcpts, channel=channel, received_at=received_at or utcnow()
-    )
-
-
 @app.command()
+@exits()
 def serve(
     workers: Annotated[
         int,
@@ -123,51 +83,46 @@ def serve(
     """Run every configured listener and the outbox worker until SIGTERM."""
     from worker.serve import serve as run_server
 
-    cfg = settings()
-    gate = open_gate(cfg)
-    try:
-        code = run_server(gate, workers=workers)
-    except ConfigError as exc:
-        fail(str(exc), EX_CONFIG)
+    code = run_server(open_gate(settings()), workers=workers)
     if code:
         raise typer.Exit(code)
 
 
 @app.command()
+@exits(codes.PIPE)
 def ingest(
-    file: Annotated[str, typer.Argument(help="Message file, or - for standard input.")] = "-",
-    sender: Annotated[str | None, typer.Option(help="Envelope sender; <> for null.")] = None,
+    arguments: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="FILE|- RECIPIENT",
+            help="Message file, or - for standard input (the default). Addresses after "
+            "it are further recipients: Postfix expands --recipient ${recipient} so.",
+            show_default=False,
+        ),
+    ] = None,
+    sender: Annotated[
+        str | None, typer.Option(help="Envelope sender; <> or MAILER-DAEMON for null.")
+    ] = None,
     recipient: Annotated[list[str] | None, typer.Option(help="Envelope recipient.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision object.")] = False,
 ) -> None:
-    """Decide one message (an MTA pipe transport): exit 0 when decided, 75 to retry."""
-    cfg = settings(EX_TEMPFAIL)
-    try:
-        raw = _read_message(file)
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}", EX_TEMPFAIL if file == "-" else EX_DATAERR)
-    gate = open_gate(cfg, EX_TEMPFAIL)
-    try:
-        decision = gate.ingest(raw, _envelope(raw, sender, recipient or [], "pipe"))
-    except TransientError as exc:
-        fail(f"not decided, retry later: {exc}", EX_TEMPFAIL)
-    except Exception as exc:  # the MTA must keep the message whatever went wrong
-        import structlog
+    """Decide one message (an MTA pipe transport).
 
-        structlog.get_logger("mailgate").exception("ingest_failed")
-        fail(f"not decided, retry later: internal error {type(exc).__name__}", EX_TEMPFAIL)
+    Exit 0 decided, 64 usage, 65 unreadable input, 75 retry later (also a bad setting).
+    """
+    from worker.console import out, print_json
+    from worker.ingress import pipe
+
+    delivery = pipe.PipeDelivery.from_arguments(arguments or [], sender, recipient or [])
+    decision = pipe.ingest(settings(), delivery)
     if as_json:
-        sys.stdout.write(json.dumps(decision.as_dict()) + "\n")
+        print_json(decision.as_dict())
     else:
-        reply = decision.reply
-        out.print(
-            f"{decision.decision} (rule {decision.rule}, policy {decision.policy}, "
-            f"ticket {decision.ticket or '-'}; reply {reply['status']}"
-            f"{': ' + str(reply['reason']) if reply['reason'] else ''})"
-        )
+        out.print(pipe.summary(decision))
 
 
 @app.command()
+@exits()
 def explain(
     file: Annotated[str, typer.Argument(help="Message file, or - for standard input.")],
     sender: Annotated[str | None, typer.Option(help="Envelope sender; <> for null.")] = None,
@@ -176,105 +131,45 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Dry run: the decision and its full rule trace. Writes nothing, sends nothing."""
-    cfg = settings()
-    try:
-        raw = _read_message(file)
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror}", EX_DATAERR)
-    gate = open_gate(cfg)
-    when = _when(at, "--at") if at else None
-    try:
-        decision = gate.explain(raw, _envelope(raw, sender, recipient or [], "pipe", when))
-    except TransientError as exc:
-        fail(str(exc), EX_TEMPFAIL)
+    from worker.console import print_explain, print_json
+    from worker.ingress import pipe
+
+    when = _when(at, "--at")
+    delivery = pipe.PipeDelivery(source=file, sender=sender, recipients=tuple(recipient or []))
+    decision = pipe.explain(settings(), delivery, when)
     if as_json:
-        sys.stdout.write(json.dumps(decision.as_dict()) + "\n")
-        return
-    out.print(f"decision: {decision.decision}  (rule {decision.rule})")
-    out.print(f"policy:   {decision.policy}  sha256 {decision.policy_sha256}")
-    out.print(f"ticket:   {decision.ticket or '-'}")
-    out.print(f"reply:    {decision.reply['status']}  {decision.reply['reason'] or ''}")
-    table = Table("rule", "result", "reason", "description", show_lines=False)
-    for step in decision.trace:
-        hit = "HIT" if step["hit"] else "miss"
-        table.add_row(step["rule"], hit, step["reason"], step["description"])
-    out.print(table)
-
-
-def _when(text: str, option: str) -> datetime:
-    try:
-        return parse_when(text)
-    except ValueError:
-        fail(f"{option}: not an ISO 8601 date or time: {text!r}", EX_USAGE)
+        print_json(decision.as_dict())
+    else:
+        print_explain(decision)
 
 
 @app.command()
+@exits(REPLAY)
 def replay(
     archive: Annotated[Path, typer.Argument(help="An mbox file or a Maildir folder.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide, write nothing.")] = False,
 ) -> None:
     """Decide an archive, each message under the policy in force when it was received."""
+    from rich.console import Console
     from rich.progress import Progress
 
-    from worker import archive as archives
-    from worker.mail import InboundMail
+    from worker.console import print_replay
+    from worker.ingress import replay as replays
 
     cfg = settings()
-    try:
-        total = archives.count(archive)
-    except (ValueError, OSError) as exc:
-        fail(str(exc), EX_DATAERR)
+    total = replays.count(archive)
     gate = open_gate(cfg)
-    counts: dict[str, int] = {}
-    undated = 0
-    batch: list[tuple[bytes, Envelope]] = []
-
-    def flush() -> None:
-        if not batch:
-            return
-        if dry_run:
-            decided = [gate.explain(raw, envelope) for raw, envelope in batch]
-        else:
-            decided = gate.ingest_many(batch)
-        for decision in decided:
-            counts[decision.decision] = counts.get(decision.decision, 0) + 1
-        batch.clear()
-
-    try:
-        with Progress(console=Console(stderr=True), transient=False) as progress:
-            task = progress.add_task("replaying" + (" (dry run)" if dry_run else ""), total=total)
-            for raw in archives.messages(archive):
-                mail = InboundMail.from_bytes(raw)
-                when = archives.received_at(mail)
-                if when is None:
-                    undated += 1
-                base = _envelope(raw, None, [], "replay", when)
-                batch.append((raw, base))
-                if len(batch) >= 100:
-                    flush()
-                progress.advance(task)
-            flush()
-            progress.update(task, completed=total)
-    except TransientError as exc:
-        fail(
-            f"replay interrupted, rerun to continue (decided messages are skipped as "
-            f"duplicates): {exc}",
-            EX_TEMPFAIL,
+    with Progress(console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task("replaying" + (" (dry run)" if dry_run else ""), total=total)
+        summary = replays.replay(
+            gate, archive, dry_run=dry_run, advance=lambda: progress.advance(task)
         )
-    table = Table(
-        "decision",
-        "messages",
-        title=f"{archive} ({'dry run, nothing written' if dry_run else 'recorded'})",
-    )
-    for name, number in sorted(counts.items(), key=lambda item: -item[1]):
-        table.add_row(name, str(number))
-    table.add_row("total", str(sum(counts.values())))
-    out.print(table)
-    if undated:
-        out.print(f"{undated} messages carried no usable date and were decided as received now")
+        progress.update(task, completed=total)
+    print_replay(archive, summary, dry_run)
 
 
 @tickets_app.command("add")
+@exits()
 def tickets_add(
     ticket_id: Annotated[str, typer.Argument(metavar="ID")],
     kind: Annotated[str, typer.Option(help="technical or customer_care")],
@@ -286,6 +181,7 @@ def tickets_add(
     """Add or replace one ticket."""
     from pydantic import ValidationError
 
+    from worker.console import out
     from worker.tickets import TicketRecord, describe_error, upsert
 
     cfg = settings()
@@ -301,48 +197,37 @@ def tickets_add(
     try:
         record = TicketRecord.model_validate(data)
     except ValidationError as exc:
-        fail(describe_error(exc), EX_USAGE)
-    gate = open_gate(cfg)
-    try:
-        upsert(gate.engine, [record])
-    except TransientError as exc:
-        fail(str(exc), EX_TEMPFAIL)
+        raise UsageProblem(describe_error(exc)) from None
+    upsert(open_gate(cfg).engine, [record])
     out.print(f"ticket {record.id} saved ({record.kind}, {record.status})")
 
 
 @tickets_app.command("import")
+@exits()
 def tickets_import(file: Annotated[Path, typer.Argument(help="CSV or JSON lines.")]) -> None:
     """Import tickets; a bad row is reported with its line and field, and nothing changes."""
+    from worker.console import out
     from worker.tickets import parse_file, upsert
 
     cfg = settings()
-    try:
-        records = parse_file(file)
-    except InputError as exc:
-        fail(str(exc), EX_DATAERR)
-    gate = open_gate(cfg)
-    try:
-        count = upsert(gate.engine, records)
-    except TransientError as exc:
-        fail(str(exc), EX_TEMPFAIL)
+    records = parse_file(file)
+    count = upsert(open_gate(cfg).engine, records)
     out.print(f"imported {count} tickets from {file}")
 
 
 @tickets_app.command("token")
+@exits()
 def tickets_token(ticket_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Print the signed reply address and a Message-ID for the ticket's notifications."""
+    from worker.console import out
     from worker.matching import normalize_ticket_id
     from worker.policy.document import PolicySet
     from worker.tokens import ReplyTokens
 
     cfg = settings()
-    try:
-        policies = PolicySet.load(cfg.policy_dir)
-    except ConfigError as exc:
-        fail(str(exc), EX_CONFIG)
-    policy = policies.in_force(utcnow())
+    policy = PolicySet.load(cfg.policy_dir).in_force(utcnow())
     if policy is None:
-        fail("no policy in force now", EX_CONFIG)
+        raise ConfigError("no policy in force now")
     domain = (cfg.support_domains or policy.document.support_domains)[0]
     tokens = ReplyTokens(cfg.resolved_reply_secret())
     ticket = normalize_ticket_id(ticket_id)
@@ -353,6 +238,7 @@ def tickets_token(ticket_id: Annotated[str, typer.Argument(metavar="ID")]) -> No
 
 
 @app.command()
+@exits()
 def decisions(
     since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601).")] = None,
@@ -365,18 +251,19 @@ def decisions(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
 ) -> None:
     """The decision log, with the delivery state of each automatic reply."""
-    from sqlmodel import Session
-
+    from worker.console import print_decisions
     from worker.decision import DECISIONS
-    from worker.store.queries import DecisionFilter, find_decisions
+    from worker.store.queries import DecisionFilter
 
     if fmt not in ("table", "json", "csv"):
-        fail(f"--format: expected table, json or csv, got {fmt!r}", EX_USAGE)
+        raise UsageProblem(f"--format: expected table, json or csv, got {fmt!r}")
     if decision is not None and decision not in DECISIONS:
-        fail(f"--decision: unknown decision {decision!r}; one of {', '.join(DECISIONS)}", EX_USAGE)
+        raise UsageProblem(
+            f"--decision: unknown decision {decision!r}; one of {', '.join(DECISIONS)}"
+        )
     wanted = DecisionFilter(
-        since=_when(since, "--since") if since else None,
-        until=_when(until, "--until") if until else None,
+        since=_when(since, "--since"),
+        until=_when(until, "--until"),
         decision=decision,
         rule=rule,
         sender=sender,
@@ -384,47 +271,11 @@ def decisions(
         channel=channel,
         limit=limit,
     )
-    cfg = settings()
-    gate = open_gate(cfg)
-    with Session(gate.read_engine) as session:
-        found = find_decisions(session, wanted)
-    columns = (
-        "seq",
-        "received_at",
-        "decision",
-        "rule",
-        "ticket",
-        "envelope_from",
-        "reply_status",
-        "reply_reason",
-        "delivery",
-        "policy",
-        "channel",
-        "message_id",
-    )
-    records = []
-    for row, delivery in found:
-        record = {c: _plain(getattr(row, c, None)) for c in columns}
-        record["delivery"] = delivery
-        records.append(record)
-    if fmt == "json":
-        for record in records:
-            sys.stdout.write(json.dumps(record) + "\n")
-    elif fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(records)
-    else:
-        shown = columns[:11]
-        table = Table(*shown)
-        for record in records:
-            table.add_row(*(str(record[c] or "-") for c in shown))
-        # Piped into a file or a pager, keep whole values rather than squeeze to 80 columns.
-        console = out if out.is_terminal else Console(highlight=False, width=260)
-        console.print(table)
+    print_decisions(open_gate(settings()).read_engine, wanted, fmt)
 
 
 @app.command()
+@exits()
 def report(
     since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601).")] = None,
@@ -432,28 +283,26 @@ def report(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here.")] = None,
 ) -> None:
     """Aggregates for ops and auditors over a period."""
+    import sys
+
+    from worker.console import out
+    from worker.files import write_text
     from worker.report import build_report, render_csv, render_html, render_json, render_text
 
     renderers = {"text": render_text, "json": render_json, "csv": render_csv, "html": render_html}
     if fmt not in renderers:
-        fail(f"--format: expected one of {', '.join(renderers)}, got {fmt!r}", EX_USAGE)
-    start = _when(since, "--since") if since else None
-    end = _when(until, "--until") if until else None
-    cfg = settings()
-    gate = open_gate(cfg)
-    text = renderers[fmt](build_report(gate.read_engine, start, end))
+        raise UsageProblem(f"--format: expected one of {', '.join(renderers)}, got {fmt!r}")
+    start, end = _when(since, "--since"), _when(until, "--until")
+    text = renderers[fmt](build_report(open_gate(settings()).read_engine, start, end))
     if output is None:
         sys.stdout.write(text)
-    else:
-        output.write_text(text, encoding="utf-8")
-        out.print(f"report written to {output}")
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+        return
+    write_text(output, text)
+    out.print(f"report written to {output}")
 
 
 @audit_app.command("verify")
+@exits()
 def audit_verify(
     export: Annotated[
         Path | None,
@@ -461,69 +310,54 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Check the decision chain; exit 1 naming the first broken row."""
-    from sqlmodel import Session
-
-    from worker.audit import verify_chain, verify_export
-    from worker.store.models import ChainHead
-    from worker.store.repository import iter_chain
+    from worker.audit import verify_database, verify_export
+    from worker.console import out
+    from worker.files import opened_for_reading
 
     if export is not None:
-        try:
-            with export.open(encoding="utf-8") as handle:
-                result = verify_export(handle)
-        except OSError as exc:
-            fail(f"cannot read {export}: {exc.strerror}", EX_DATAERR)
+        with opened_for_reading(export) as handle:
+            result = verify_export(handle)
         if not result.ok:
             fail(f"audit chain broken in {export}: {result.problem}", 1)
         out.print(f"audit export intact: {result.rows} decisions")
         return
-    cfg = settings()
-    gate = open_gate(cfg)
-    with Session(gate.read_engine) as session:
-        head = session.get(ChainHead, 1)
-        assert head is not None
-        result = verify_chain(iter_chain(session), head.seq, head.digest)
+    result, head = verify_database(open_gate(settings()).read_engine)
     if not result.ok:
         fail(f"audit chain broken: {result.problem}", 1)
-    out.print(f"audit chain intact: {result.rows} decisions, head {head.digest[:16]}…")
+    out.print(f"audit chain intact: {result.rows} decisions, head {head[:16]}…")
 
 
 @audit_app.command("export")
+@exits()
 def audit_export(file: Annotated[Path, typer.Argument(help="JSON lines to write.")]) -> None:
     """Write the decision chain for an auditor: one JSON line per decision, then the head."""
-    from sqlmodel import Session
+    from worker.audit import export_chain
+    from worker.console import out
+    from worker.files import opened_for_writing
 
-    from worker.audit import export_record
-    from worker.store.models import ChainHead
-    from worker.store.repository import iter_chain
-
-    cfg = settings()
-    gate = open_gate(cfg)
-    count = 0
-    with Session(gate.read_engine) as session, file.open("w", encoding="utf-8") as handle:
-        # One read transaction: the rows and the head are one consistent snapshot.
-        for row in iter_chain(session):
-            handle.write(json.dumps(export_record(row), ensure_ascii=False) + "\n")
-            count += 1
-        head = session.get(ChainHead, 1)
-        assert head is not None
-        handle.write(json.dumps({"head": {"seq": head.seq, "digest": head.digest}}) + "\n")
-    out.print(f"exported {count} decisions to {file}; head {head.digest}")
+    gate = open_gate(settings())
+    with opened_for_writing(file) as handle:
+        count, head = export_chain(gate.read_engine, handle)
+    out.print(f"exported {count} decisions to {file}; head {head}")
 
 
 @policy_app.command("check")
+@exits()
 def policy_check(
     file: Annotated[Path | None, typer.Argument(help="One policy file; default: all.")] = None,
 ) -> None:
     """Validate policy documents; a problem names the file, the key and what is wrong."""
+    from worker.console import out
+    from worker.files import read_bytes
     from worker.policy.document import PolicySet, load_policy
 
     cfg = settings()
+    if file is not None:
+        read_bytes(file)  # a missing file is no input (66), not a broken policy (1)
     try:
-        if file is not None:
-            policies = [load_policy(file)]
-        else:
-            policies = PolicySet.load(cfg.policy_dir).policies
+        policies = (
+            [load_policy(file)] if file is not None else PolicySet.load(cfg.policy_dir).policies
+        )
     except ConfigError as exc:
         fail(str(exc), 1)
     for policy in policies:
@@ -533,75 +367,35 @@ def policy_check(
 
 
 @policy_app.command("show")
+@exits()
 def policy_show(
     at: Annotated[str | None, typer.Option(help="In force at this time instead of now.")] = None,
 ) -> None:
     """Which policy version is in force now (or at --at)."""
+    from worker.console import print_policy
     from worker.policy.document import PolicySet
 
     cfg = settings()
-    try:
-        policies = PolicySet.load(cfg.policy_dir)
-    except ConfigError as exc:
-        fail(str(exc), EX_CONFIG)
-    when = _when(at, "--at") if at else utcnow()
+    policies = PolicySet.load(cfg.policy_dir)
+    when = _when(at, "--at") or utcnow()
     policy = policies.in_force(when)
     if policy is None:
         fail(f"no policy in force at {when.isoformat()}", 1)
-    doc = policy.document
-    out.print(f"{doc.id}: {doc.title}")
-    out.print(f"  effective from {doc.effective_from.isoformat()}")
-    out.print(
-        f'  source: {doc.source.document}, "{doc.source.section}" '
-        f"(updated {doc.source.updated}) {doc.source.url}"
-    )
-    out.print(f"  portal: {doc.portal_url}")
-    out.print(f"  support domains: {', '.join(cfg.support_domains or doc.support_domains)}")
-    out.print(f"  file: {policy.path}  sha256 {policy.sha256}")
+    print_policy(policy, cfg.support_domains)
 
 
 @imap_app.command("check")
+@exits()
 def imap_check() -> None:
     """Connect to each MAILGATE_IMAP_URL mailbox and say what is there; changes nothing."""
-    from imapclient.exceptions import IMAPClientError, LoginError
-
-    from worker.ingress.imap import ImapTarget, describe
+    from worker.console import print_mailbox_checks
 
     cfg = settings()
     if not cfg.imap_url:
-        fail("MAILGATE_IMAP_URL is not set", EX_CONFIG)
-    wanted = {"MOVE", "UIDPLUS", "IDLE"}
-    problems = 0
-    for url in cfg.imap_url:
-        target = ImapTarget.parse(url)
-        try:
-            info = describe(target)
-        except LoginError:
-            out.print(f"FAIL {target.key}: login refused")
-            problems += 1
-            continue
-        except (OSError, IMAPClientError) as exc:
-            out.print(f"FAIL {target.key}: {type(exc).__name__}: {exc}")
-            problems += 1
-            continue
-        caps = set(info["capabilities"])
-        out.print(
-            f"ok   {target.key}: {info['messages']} messages, UIDVALIDITY {info['uidvalidity']}"
-        )
-        missing_caps = sorted(wanted - caps)
-        out.print(
-            "     capabilities: "
-            + " ".join(sorted(wanted & caps))
-            + (f"; missing: {' '.join(missing_caps)}" if missing_caps else "")
-        )
-        for folder in (cfg.imap_processed, cfg.imap_rejected, cfg.imap_quarantine):
-            state = "present" if folder in info["folders"] else "missing (serve creates it)"
-            out.print(f"     folder {folder}: {state}")
-        if "MOVE" not in caps and "UIDPLUS" not in caps:
-            out.print("     warning: without MOVE or UIDPLUS moved messages stay \\Deleted")
-    if problems:
+        raise ConfigError("MAILGATE_IMAP_URL is not set")
+    if print_mailbox_checks(cfg):
         raise typer.Exit(1)
 
 
 def main() -> None:
-    app()
+    codes.run(app)

@@ -20,3 +20,26 @@ class TransientError(MailgateError):
 
 class InputError(MailgateError):
     """Bad operator input (an import file, a command argument): reported, nothing changed."""
+
+
+class UsageProblem(MailgateError):
+    """Command-line arguments that make no sense together (EX_USAGE)."""
+
+
+class FileProblem(MailgateError):
+    """A file the operator named cannot be used; the message names the path."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+
+
+class NoInputError(FileProblem):
+    """An input file is missing, unreadable, or a directory (EX_NOINPUT)."""
+
+
+class CannotCreateError(FileProblem):
+    """An output file cannot be created where it was asked for (EX_CANTCREAT)."""
+
+
+class FileIOError(FileProblem):
+    """Reading or writing a file failed part-way: a disk error, a full disk (EX_IOERR)."""

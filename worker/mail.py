@@ -24,6 +24,7 @@ import mailparser
 
 _MSGID = re.compile(r"<([^<>\s]{1,500}@[^<>\s]{1,255})>")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
+NULL_SENDER_NAME = "mailer-daemon"
 
 
 def clean_text(value: str, limit: int = 998) -> str:
@@ -45,6 +46,18 @@ def normalize_address(value: str | None) -> str:
     return addr
 
 
+def envelope_sender(value: str) -> str:
+    """An envelope sender as an MTA passes it on a command line: ``""`` for the null sender.
+
+    Postfix's pipe expands the null sender to ``MAILER-DAEMON`` (its ``null_sender``
+    default), so that bare name is the null sender too, never an address to answer.
+    """
+    bare = value.strip().strip("<>").strip()
+    if bare.lower() == NULL_SENDER_NAME:
+        return ""
+    return normalize_address(value)
+
+
 def domain_of(address: str) -> str:
     return address.rpartition("@")[2].lower()
 
@@ -64,6 +77,23 @@ class Envelope:
     rcpt_tos: tuple[str, ...]
     channel: str
     received_at: datetime
+
+    @classmethod
+    def from_headers(
+        cls,
+        mail: InboundMail,
+        channel: str,
+        received_at: datetime,
+        rcpt_tos: tuple[str, ...] = (),
+    ) -> Envelope:
+        """The envelope of a message that arrived without one (pipe, replay, IMAP).
+
+        The sender is the Return-Path the delivering MTA wrote (``<>`` for a bounce), else
+        the From address; recipients, when none are given, are chosen later by the pipeline.
+        """
+        path = mail.return_path
+        sender = path if path is not None else mail.from_address
+        return cls(mail_from=sender, rcpt_tos=rcpt_tos, channel=channel, received_at=received_at)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``mailgate serve``: the listeners, the outbox worker and a clean shutdown, in one loop.
+"""``mailgate serve``: the listeners, the outbox worker, periodic jobs and a clean shutdown.
 
 Start-up either completes (one ``mailgate_started`` line saying what listens where and which
 policy is in force) or stops with one clear line: a bad setting, a broken policy, an
@@ -14,9 +14,7 @@ import os
 import signal
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -30,7 +28,7 @@ from worker.ingress.protocol import ConnectionLimits, GateLMTP, GateSMTP
 from worker.ingress.smtp import GateHandler
 from worker.outbox import spool_pending
 from worker.pipeline import Mailgate
-from worker.store.repository import purge_raw
+from worker.retention import retention_loop
 
 log = structlog.get_logger("mailgate.serve")
 PROXY_TIMEOUT = 10.0  # seconds a load balancer has to send the PROXY header
@@ -53,7 +51,6 @@ class Server:
         self.stopping = asyncio.Event()
         self.imap_workers: list[MailboxWorker] = []
         self.http_runner: Any = None
-        self.next_purge = 0.0
         self.wake = asyncio.Event()
         # Relay and webhook calls can block for seconds: they get their own thread.
         self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
@@ -156,20 +153,26 @@ class Server:
         return f"mailgate.{domains[0]}" if domains else "mailgate"
 
     def outbox_round(self) -> int:
-        """One pass: spool mail rows when there is no relay, dispatch the rest; and, at
-        most hourly, apply MAILGATE_RETENTION_DAYS to raw messages."""
+        """One pass: spool mail rows when there is no relay, dispatch the rest."""
         settings = self.gate.settings
         done = 0
-        if settings.retention_days and time.monotonic() >= self.next_purge:
-            self.next_purge = time.monotonic() + 3600
-            cutoff = utcnow() - timedelta(days=settings.retention_days)
-            purged = purge_raw(self.gate.engine, cutoff)
-            log.info("retention_purge", raw_messages=purged, before=cutoff.isoformat())
         if not settings.relay_url:
             done += spool_pending(self.gate.engine, settings.outbox_dir)
         while (sent := self.dispatcher.run_once()) > 0:
             done += sent
         return done
+
+    def periodic_jobs(self) -> list[asyncio.Task[None]]:
+        """The jobs that run beside the outbox in the one process that dispatches."""
+        retention_days = self.gate.settings.retention_days
+        if not self.dispatch or not retention_days:
+            return []
+        return [
+            asyncio.create_task(
+                retention_loop(self.gate.engine, retention_days, self.stopping),
+                name="retention",
+            )
+        ]
 
     async def outbox_loop(self) -> None:
         """Hands on outbox rows as decisions commit them, and retries on a timer."""
@@ -223,6 +226,7 @@ class Server:
         if ready_fd is None:
             announce(self.gate, listening, workers=1)
         outbox = asyncio.create_task(self.outbox_loop() if self.dispatch else self.stopping.wait())
+        jobs = self.periodic_jobs()
         imap_stop = threading.Event()
         # One process polls each mailbox; with --workers, worker 0 does.
         self.imap_workers = start_workers(self.gate, imap_stop) if self.dispatch else []
@@ -233,6 +237,7 @@ class Server:
         imap_stop.set()
         await self.close()
         await outbox
+        await asyncio.gather(*jobs)
         for worker in self.imap_workers:
             await loop.run_in_executor(None, worker.join, 30)
         log.info("mailgate_stopped")

@@ -215,6 +215,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             values = tomllib.loads(config_file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {config_file} not found") from None
+        except OSError as exc:  # unreadable, or a directory: still one line naming it
+            raise ConfigError(f"config file {config_file}: {exc.strerror or exc}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {config_file}: {exc}") from None
         values = {key.lower().removeprefix("mailgate_"): value for key, value in values.items()}

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from worker.clock import aware, utcnow
 from worker.errors import InputError
+from worker.files import read_bytes
 from worker.mail import normalize_address
 from worker.matching import normalize_ticket_id
 from worker.store.db import transaction
@@ -84,8 +85,8 @@ def describe_error(error: ValidationError, line: int | None = None) -> str:
 def parse_file(path: Path) -> list[TicketRecord]:
     """Validate every row of a CSV or JSON-lines file; raise ``InputError`` at the first bad."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_bytes(path).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
     records: list[TicketRecord] = []
     is_json = path.suffix.lower() in (".jsonl", ".ndjson", ".json") or text.lstrip()[:1] == "{"

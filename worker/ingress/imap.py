@@ -31,17 +31,13 @@ from urllib.parse import unquote, urlsplit
 import structlog
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
-from sqlalchemy import update
-from sqlmodel import Session, col
 
 from worker.clock import aware, utcnow
-from worker.decision import Decision
+from worker.decision import Decision, DecisionName, is_rejection
 from worker.errors import TransientError
 from worker.mail import Envelope, InboundMail
 from worker.pipeline import Mailgate
-from worker.store.db import transaction
-from worker.store.models import DecisionRow, ImapCursor
-from worker.store.repository import dialect_insert
+from worker.store import imap_cursors
 
 log = structlog.get_logger("mailgate.imap")
 BATCH = 50
@@ -258,20 +254,14 @@ class MailboxWorker(threading.Thread):
             )
 
     def envelope(self, raw: bytes, received: datetime) -> Envelope:
-        mail = InboundMail.from_bytes(raw)
-        sender = mail.return_path if mail.return_path is not None else mail.from_address
-        return Envelope(mail_from=sender, rcpt_tos=(), channel="imap", received_at=received)
+        return Envelope.from_headers(InboundMail.from_bytes(raw), "imap", received)
 
     def folder_for(self, decision: Decision) -> str:
-        name = decision.decision
-        if name == "duplicate" and decision.duplicate_of is not None:
-            with Session(self.gate.read_engine) as session:
-                original = session.get(DecisionRow, decision.duplicate_of)
-                if original is not None:
-                    name = original.decision
-        if name == "quarantined":
+        # A duplicate goes where its original went; the recorder says where without a query.
+        name = decision.original_decision or decision.decision
+        if name == DecisionName.QUARANTINED:
             return self.folders["quarantine"]
-        if name.startswith("rejected_"):
+        if is_rejection(name):
             return self.folders["rejected"]
         return self.folders["processed"]
 
@@ -301,71 +291,29 @@ class MailboxWorker(threading.Thread):
                     )
             log.info("imap_moved", mailbox=self.target.key, folder=folder, count=len(group))
 
-    # -- cursor and lease ----------------------------------------------------------------
+    # -- cursor and lease (the SQL lives in worker.store.imap_cursors) ---------------------
 
     def claim_lease(self, uidvalidity: int) -> bool:
-        now = utcnow()
-        with transaction(self.gate.engine) as session:
-            session.execute(
-                dialect_insert(session, ImapCursor)
-                .values(
-                    mailbox=self.target.key,
-                    uidvalidity=uidvalidity,
-                    last_uid=0,
-                    owner=None,
-                    lease_until=None,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["mailbox"])
-            )
-            result: Any = session.execute(
-                update(ImapCursor)
-                .where(col(ImapCursor.mailbox) == self.target.key)
-                .where(
-                    (col(ImapCursor.owner) == self.owner)
-                    | col(ImapCursor.owner).is_(None)
-                    | (col(ImapCursor.lease_until) < now)
-                )
-                .values(owner=self.owner, lease_until=now + self.lease)
-            )
-            return bool(result.rowcount)
+        return imap_cursors.claim_lease(
+            self.gate.engine, self.target.key, uidvalidity, self.owner, self.lease
+        )
 
     def renew_lease(self) -> None:
-        with transaction(self.gate.engine) as session:
-            session.execute(
-                update(ImapCursor)
-                .where(
-                    col(ImapCursor.mailbox) == self.target.key, col(ImapCursor.owner) == self.owner
-                )
-                .values(lease_until=utcnow() + self.lease)
-            )
+        imap_cursors.renew_lease(self.gate.engine, self.target.key, self.owner, self.lease)
 
     def cursor_last_uid(self, uidvalidity: int) -> int:
-        with transaction(self.gate.engine) as session:
-            cursor = session.get(ImapCursor, self.target.key)
-            assert cursor is not None  # created by claim_lease
-            if cursor.uidvalidity != uidvalidity:
-                log.warning(
-                    "imap_uidvalidity_changed",
-                    mailbox=self.target.key,
-                    old=cursor.uidvalidity,
-                    new=uidvalidity,
-                )
-                cursor.uidvalidity, cursor.last_uid = uidvalidity, 0
-                cursor.updated_at = utcnow()
-            return int(cursor.last_uid)
+        position = imap_cursors.read_cursor(self.gate.engine, self.target.key, uidvalidity)
+        if position.reset_from is not None:
+            log.warning(
+                "imap_uidvalidity_changed",
+                mailbox=self.target.key,
+                old=position.reset_from,
+                new=uidvalidity,
+            )
+        return position.last_uid
 
     def save_cursor(self, uidvalidity: int, uid: int) -> None:
-        with transaction(self.gate.engine) as session:
-            session.execute(
-                update(ImapCursor)
-                .where(
-                    col(ImapCursor.mailbox) == self.target.key,
-                    col(ImapCursor.uidvalidity) == uidvalidity,
-                    col(ImapCursor.last_uid) < uid,
-                )
-                .values(last_uid=uid, updated_at=utcnow(), lease_until=utcnow() + self.lease)
-            )
+        imap_cursors.save_cursor(self.gate.engine, self.target.key, uidvalidity, uid, self.lease)
 
 
 def start_workers(gate: Mailgate, stop: threading.Event) -> list[MailboxWorker]:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from helpers import envelope, outbox_files
 
-from worker.cli import _envelope
-from worker.mail import InboundMail
+from worker.clock import utcnow
+from worker.ingress.pipe import PipeDelivery
+from worker.mail import Envelope, InboundMail
 from worker.pipeline import Mailgate
 
 # Messages of the bounce corpus that are not automated mail at all, with the reason.
@@ -56,7 +57,7 @@ def decide_all(gate: Mailgate, files: list[Path]) -> dict[str, tuple[str, str]]:
     results = {}
     for path in files:
         raw = as_support_mail(path.read_bytes())
-        env = _envelope(raw, None, ["support@wildix.com"], "pipe")
+        env = PipeDelivery("-", None, ("support@wildix.com",)).envelope(raw)
         decision = gate.ingest(raw, env)
         results[path.name] = (decision.decision, decision.reply["status"])
     return results
@@ -138,7 +139,7 @@ def test_both_corpora_over_smtp_get_no_reply_to_automated_mail(
     try:
         for path in [*flufl_bounces, *cpython_email_corpus]:
             raw = as_support_mail(path.read_bytes())
-            env = _envelope(raw, None, [], "smtp")
+            env = Envelope.from_headers(InboundMail.from_bytes(raw), "smtp", utcnow())
             message_id = InboundMail.from_bytes(raw).dedup_key
             is_bounce = path in flufl_bounces and path.name not in (HUMAN_MESSAGES_IN_BOUNCE_CORPUS)
             if is_bounce or is_automated(raw):
