@@ -134,6 +134,23 @@ def serve(
 
 
 @app.command()
+def dispatch() -> None:
+    """Run only the outbox worker (relay, forwards, webhooks, spool): for pipe installs."""
+    from worker.serve import serve as run_server
+
+    # No listener and no mailbox: exactly `serve` with every listener off.
+    off = {"smtp_listen": None, "lmtp_listen": None, "milter_listen": None}
+    cfg = settings().model_copy(update=off | {"http_listen": None, "imap_url": None})
+    gate = open_gate(cfg)
+    try:
+        code = run_server(gate)
+    except ConfigError as exc:
+        fail(str(exc), EX_CONFIG)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
 def ingest(
     file: Annotated[str, typer.Argument(help="Message file, or - for standard input.")] = "-",
     sender: Annotated[str | None, typer.Option(help="Envelope sender; <> for null.")] = None,
