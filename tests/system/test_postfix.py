@@ -240,11 +240,22 @@ def test_lmtp_mailgate_down_defers_and_redelivers(
     record_log("lmtp: redelivered after restart", postfix, rf"\]:{lmtp_port}, .*status=sent")
 
 
-def test_pipe_as_service_user_with_dispatch_alone(tmp_path: Path) -> None:
-    """Postfix's pipe runs `mailgate ingest` as a non-root user; only `dispatch` sends."""
+@pytest.fixture
+def bare_postfix() -> Iterator[Postfix]:
+    """A Postfix not yet started; the test writes its recipe, the fixture cleans up."""
     postfix = Postfix(free_port(), MAILBOXES)
+    try:
+        yield postfix
+    finally:
+        postfix.stop()
+        postfix.cleanup()
+
+
+def pipe_install(postfix: Postfix) -> tuple[Path, Path, Path]:
+    """As an operator installs for the pipe: a data dir owned by the service user, a
+    settings file for --config, and a mailgate executable that user can run."""
     user = postfix.user
-    data = postfix.root / "mailgate"
+    data = postfix.root / "var"
     data.mkdir(mode=0o700)
     prepare_data(data)
     for path in (data, *data.iterdir()):
@@ -255,21 +266,26 @@ def test_pipe_as_service_user_with_dispatch_alone(tmp_path: Path) -> None:
         f'support_domains = "{SUPPORT}"\nrelay_url = "smtp://127.0.0.1:{postfix.port}"\n'
         'smtp_listen = "off"\nhttp_listen = "off"\n'
     )
-    wrapper = service_wrapper(postfix.root, user.pw_name)
+    return data, config, service_wrapper(postfix.root, user.pw_name)
+
+
+def test_pipe_as_service_user_with_dispatch_alone(bare_postfix: Postfix) -> None:
+    """Postfix's pipe runs `mailgate ingest` as a non-root user; only `dispatch` sends."""
+    postfix = bare_postfix
+    data, config, wrapper = pipe_install(postfix)
     values = {
         **RECIPE_VALUES,
-        "MAILGATE_USER": user.pw_name,
+        "MAILGATE_USER": postfix.user.pw_name,
         "MAILGATE_BIN": str(wrapper),
         "MAILGATE_CONFIG": str(config),
     }
     postfix.write_config(MAILBOXES, ("pipe.main.cf", "pipe.master.cf"), values)
     dispatch = MailgateProcess(data, ("dispatch",), argv=[str(wrapper), "--config", str(config)])
-    dispatch.user = user.pw_uid
+    dispatch.user = postfix.user.pw_uid
     dispatch.env = {k: v for k, v in dispatch.env.items() if not k.startswith("MAILGATE_")}
     try:
         postfix.start()
-        started = dispatch.start()
-        assert started["listening"] == []
+        assert dispatch.start()["listening"] == []
         raw = fixture_bytes("new_ticket.eml")
         rcpts = ["support@wildix.com", "help@wildix.com"]
         assert submit(postfix.port, "alice@customer.example", rcpts, raw)[0] == 250
@@ -277,14 +293,10 @@ def test_pipe_as_service_user_with_dispatch_alone(tmp_path: Path) -> None:
         postfix.wait_for(lambda: len(decisions(data)) == 2, "both pipe deliveries decided")
     finally:
         dispatch.stop()
-        postfix.stop()
-    try:
-        rows = decisions(data)
-        assert [(d["decision"], d["channel"]) for d in rows] == [
-            ("rejected_new_ticket", "pipe"),
-            ("duplicate", "pipe"),
-        ]
-        assert len(postfix.maildir("customer")) == 1  # the second recipient: no second reply
-        record_log("pipe: delivered to mailgate ingest", postfix, r"relay=mailgate, .*status=sent")
-    finally:
-        postfix.cleanup()
+    rows = decisions(data)
+    assert [(d["decision"], d["channel"]) for d in rows] == [
+        ("rejected_new_ticket", "pipe"),
+        ("duplicate", "pipe"),
+    ]
+    assert len(postfix.maildir("customer")) == 1  # the second recipient: no second reply
+    record_log("pipe: delivered to mailgate ingest", postfix, r"relay=mailgate, .*status=sent")
