@@ -124,6 +124,7 @@ def test_answers_per_decision_on_one_connection(
     lines = reply.rstrip(b"\0").decode().split("\r\n")
     assert command == mp.REPLY_CODE and lines[-1].startswith("550 5.7.1 ")
     assert all(line.startswith("550-5.7.1 ") for line in lines[:-1]) and len(lines) > 2
+    assert lines[0] == "550-5.7.1 Your message was not turned into a support ticket."
     again = client.message("alice@customer.example", ["support@wildix.com"], new)
     assert again == [(mp.DISCARD, b"")]
     forged = new.replace(b"From: Alice", b"From: mallory@evil.example\nFrom: Alice")

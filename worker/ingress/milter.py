@@ -179,10 +179,16 @@ class MilterHandler:
         if not text:
             portal = policy.document.portal_url if policy else "the support portal"
             return [answers.rejected_in_dialogue(portal)]
-        # The greeting is for a letter, not a reply line; '%' would read as a format escape.
-        lines = [line.strip().replace("%", " percent") for line in text.splitlines()]
+        lines = [_reply_line(line) for line in text.splitlines()]
         lines = [line for line in lines if line and line != "Hello,"][:MAX_REPLY_LINES]
         return [f"550-5.7.1 {line}" for line in lines[:-1]] + [f"550 5.7.1 {lines[-1]}"]
+
+
+def _reply_line(line: str) -> str:
+    """A template line as an SMTP reply line: the letter's framing goes (this is no automatic
+    reply but the answer itself), and '%' would read as a format escape to some MTAs."""
+    line = line.strip().removeprefix("this is an automatic reply: ").replace("%", " percent")
+    return line[:1].upper() + line[1:]
 
 
 def _with_macros(message: Message, data: bytes) -> Message:
