@@ -117,15 +117,23 @@ def test_milter_rejects_new_ticket_in_the_senders_session(
 def test_milter_followup_reaches_the_desk_with_headers(
     milter_setup: tuple[Postfix, MailgateProcess],
 ) -> None:
-    """An accepted follow-up is delivered to the desk with X-Mailgate-Decision and -Ticket."""
+    """An accepted follow-up is delivered to the desk with X-Mailgate-Decision and -Ticket;
+    a forged Authentication-Results with our authserv-id is stripped, others are kept."""
     postfix, mailgate = milter_setup
-    raw = fixture_bytes("followup_subject_tag.eml")
+    raw = fixture_bytes("followup_subject_tag.eml").replace(
+        b"Subject:",
+        b"Authentication-Results: mx.postfix-test.example; spf=pass smtp.mailfrom=forged\n"
+        b"Authentication-Results: mx.other.example; spf=fail\nSubject:",
+        1,
+    )
     code, _ = submit(postfix.port, "bob@partner.example", ["support@wildix.com"], raw)
     assert code == 250
     postfix.wait_for(lambda: postfix.maildir("desk"), "delivery to the desk")
     [delivered] = postfix.maildir("desk")
     assert b"X-Mailgate-Decision: accepted_followup" in delivered
     assert b"X-Mailgate-Ticket: 1001" in delivered
+    assert b"mx.postfix-test.example; spf=pass" not in delivered
+    assert b"Authentication-Results: mx.other.example; spf=fail" in delivered
     assert [d["decision"] for d in decisions(mailgate.data_dir)] == ["accepted_followup"]
     record_log("milter: accepted", postfix, r"status=sent \(delivered to maildir\)")
 
@@ -148,6 +156,21 @@ def test_milter_decides_several_recipients_once_and_ignores_other_domains(
     assert decision["recipients"] == ["support@wildix.com", "sales@wildix.com"]
     untouched = [m for m in postfix.maildir("customer") if b"other@customer.example" in m]
     assert untouched and b"X-Mailgate" not in untouched[0]
+
+
+def test_milter_quarantine_goes_to_the_hold_queue(
+    milter_setup: tuple[Postfix, MailgateProcess],
+) -> None:
+    """Suspicious mail (two From headers) is held by Postfix for a human, not delivered."""
+    postfix, mailgate = milter_setup
+    raw = fixture_bytes("new_ticket.eml").replace(
+        b"From: Alice", b"From: mallory@evil.example\nFrom: Alice", 1
+    )
+    assert submit(postfix.port, "alice@customer.example", ["support@wildix.com"], raw)[0] == 250
+    postfix.wait_for(lambda: "!" in postfix.queue(), "the message in the hold queue")
+    assert [d["decision"] for d in decisions(mailgate.data_dir)] == ["quarantined"]
+    assert postfix.maildir("desk") == [] and postfix.maildir("customer") == []
+    record_log("milter: quarantined (hold)", postfix, r"milter-hold: END-OF-MESSAGE")
 
 
 def test_milter_down_gives_the_sender_a_temporary_failure(
