@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import RelaySink, cli_env, fixture_bytes, free_port
+from helpers import RelaySink, cli_env, fixture_bytes, free_port, with_headers
 
 
 def run(tmp_path: Path, *args: str, **settings: str) -> subprocess.Popen[bytes]:
@@ -127,3 +127,29 @@ def test_outbox_alone_delivers_what_ingest_committed(
         assert b"Auto-Submitted: auto-replied" in body
     finally:
         relay.stop()
+
+
+def test_workers_share_one_unix_milter_socket(tmp_path: Path) -> None:
+    """`--workers 2` with ``unix:/path``: worker 0 alone binds the socket; every connection is
+    answered."""
+    from ingress.test_milter import MilterClient
+
+    path = tmp_path / "milter.sock"
+    process = run(
+        tmp_path,
+        "serve",
+        "--workers",
+        "2",
+        MAILGATE_SMTP_LISTEN="off",
+        MAILGATE_MILTER_LISTEN=f"unix:{path}",
+    )
+    try:
+        events_until(process, "mailgate_started")
+        for index in range(4):  # several connections, whichever worker the kernel would pick
+            raw = with_headers(fixture_bytes("new_ticket.eml"), Message_ID=f"<{index}@c.example>")
+            client = MilterClient(str(path))
+            replies = client.message("alice@customer.example", ["support@wildix.com"], raw)
+            client.close()
+            assert replies[0][1].startswith(b"550-5.7.1 ")
+    finally:
+        assert stop(process) == 0

@@ -18,6 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -32,7 +33,7 @@ from worker.ingress.protocol import ConnectionLimits, GateLMTP, GateSMTP
 from worker.ingress.smtp import GateHandler
 from worker.outbox import spool_pending
 from worker.pipeline import Mailgate
-from worker.settings import Settings
+from worker.settings import Settings, parse_milter_listen
 from worker.store.repository import purge_raw
 
 log = structlog.get_logger("mailgate.serve")
@@ -116,6 +117,8 @@ class Server:
         value = self.gate.settings.milter_listen
         if value is None:
             return []
+        if isinstance(parse_milter_listen(value), Path) and self.reuse_port and not self.dispatch:
+            return []  # a unix socket cannot be shared: with --workers, worker 0 serves it
         handler = MilterHandler(self.gate, self.executor, on_outbox=self.wake.set)
         try:
             server, url = await start_milter(handler, value, reuse_port=self.reuse_port)
