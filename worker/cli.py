@@ -89,6 +89,20 @@ def serve(
 
 
 @app.command()
+@exits()
+def dispatch() -> None:
+    """Run only the outbox worker (relay, forwards, webhooks, spool): for pipe installs."""
+    from worker.serve import serve as run_server
+
+    # No listener and no mailbox: exactly `serve` with every listener off.
+    off = {"smtp_listen": None, "lmtp_listen": None, "milter_listen": None}
+    cfg = settings().model_copy(update=off | {"http_listen": None, "imap_url": None})
+    code = run_server(open_gate(cfg))
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
 @exits(codes.PIPE)
 def ingest(
     arguments: Annotated[

@@ -16,6 +16,7 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -24,11 +25,14 @@ from worker.clock import utcnow
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
 from worker.ingress.imap import ImapTarget, MailboxWorker, start_workers
+from worker.ingress.milter import MilterHandler
+from worker.ingress.milter import start_listener as start_milter
 from worker.ingress.protocol import ConnectionLimits, GateLMTP, GateSMTP
 from worker.ingress.smtp import GateHandler
 from worker.outbox import spool_pending
 from worker.pipeline import Mailgate
 from worker.retention import retention_loop
+from worker.settings import Settings, parse_milter_listen
 
 log = structlog.get_logger("mailgate.serve")
 PROXY_TIMEOUT = 10.0  # seconds a load balancer has to send the PROXY header
@@ -46,7 +50,7 @@ class Server:
         self.reuse_port = reuse_port
         self.dispatch = dispatch
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decide")
-        self.handlers: list[GateHandler] = []
+        self.handlers: list[GateHandler | MilterHandler] = []
         self.servers: list[asyncio.base_events.Server] = []
         self.stopping = asyncio.Event()
         self.imap_workers: list[MailboxWorker] = []
@@ -104,7 +108,23 @@ class Server:
             self.servers.append(server)
             port = server.sockets[0].getsockname()[1]
             listening.append(f"{channel}://{address[0]}:{port}")
-        return listening
+        return listening + await self.start_milter()
+
+    async def start_milter(self) -> list[str]:
+        value = self.gate.settings.milter_listen
+        if value is None:
+            return []
+        if isinstance(parse_milter_listen(value), Path) and self.reuse_port and not self.dispatch:
+            return []  # a unix socket cannot be shared: with --workers, worker 0 serves it
+        handler = MilterHandler(self.gate, self.executor, on_outbox=self.wake.set)
+        try:
+            server, url = await start_milter(handler, value, reuse_port=self.reuse_port)
+        except ConfigError:
+            await self.close()
+            raise
+        self.handlers.append(handler)
+        self.servers.append(server)
+        return [url]
 
     async def start_http(self) -> list[str]:
         address = self.gate.settings.listen_address("http")
@@ -258,6 +278,7 @@ def announce(gate: Mailgate, listening: list[str], workers: int) -> None:
         "mailgate_started",
         listening=listening,
         workers=workers,
+        support_domains=gate.support_domains(policy),
         policy=policy.id if policy else None,
         policy_sha256=policy.sha256 if policy else None,
         database=_redact(settings.effective_database_url),
@@ -267,8 +288,41 @@ def announce(gate: Mailgate, listening: list[str], workers: int) -> None:
     )
 
 
+def refuse_unworkable(gate: Mailgate) -> None:
+    """Stop on settings that cannot work; warn about those that probably do not."""
+    settings = gate.settings
+    if settings.reject_mode == "smtp" and settings.lmtp_listen:
+        raise ConfigError(
+            "MAILGATE_REJECT_MODE=smtp with MAILGATE_LMTP_LISTEN would make the MTA bounce "
+            "(backscatter): reject in the dialogue with the milter (MAILGATE_MILTER_LISTEN)"
+        )
+    if not settings.support_domains:
+        policy = gate.policies.in_force(utcnow())
+        log.warning(
+            "support_domains_not_set",
+            using=gate.support_domains(policy),
+            hint="set MAILGATE_SUPPORT_DOMAINS: mail to other domains is refused (550 5.1.1)",
+        )
+
+
+def configured_listeners(settings: Settings, *, http: bool = True) -> list[str]:
+    """The listeners as configured (port 0 stays 0), for the start-up line of ``--workers``."""
+    listening = [
+        f"{channel}://{host}:{port}"
+        for channel in ("smtp", "lmtp")
+        if (address := settings.listen_address(channel))
+        for host, port in [address]
+    ]
+    if settings.milter_listen:
+        listening.append(f"milter://{settings.milter_listen}")
+    if http and (address := settings.listen_address("http")):
+        listening.append(f"http://{address[0]}:{address[1]}")
+    return listening
+
+
 def serve(gate: Mailgate, workers: int = 1) -> int:
     """Run the service; with ``workers`` > 1, that many processes share the ports."""
+    refuse_unworkable(gate)
     if workers <= 1:
         asyncio.run(Server(gate).run())
         return 0
@@ -317,13 +371,7 @@ def _run_workers(gate: Mailgate, count: int) -> int:
     if len(ready) < count:
         forward(signal.SIGTERM, None)
     else:
-        listening = [
-            f"{c}://{h}:{p}"
-            for c in ("smtp", "lmtp")
-            if (a := gate.settings.listen_address(c))
-            for h, p in [a]
-        ]
-        announce(gate, listening, workers=count)
+        announce(gate, configured_listeners(gate.settings), workers=count)
     codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
     if len(ready) < count:
         return next((c for c in codes if c > 0), 1)

@@ -30,6 +30,16 @@ def _split_hostport(value: str, name: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def parse_milter_listen(value: str) -> tuple[str, int] | Path:
+    """MAILGATE_MILTER_LISTEN: ``host:port``, or ``unix:/path`` for a local MTA."""
+    if value.startswith("unix:"):
+        path = value[len("unix:") :]
+        if not path.startswith("/"):
+            raise ValueError(f"expected unix:/absolute/path, got {value!r}")
+        return Path(path)
+    return _split_hostport(value, "milter")
+
+
 class Settings(BaseSettings):
     """The validated settings; field names are the ``MAILGATE_`` variables in lower case."""
 
@@ -40,6 +50,7 @@ class Settings(BaseSettings):
     policy_dir: Path = Path("./policies")
     smtp_listen: str | None = "127.0.0.1:2525"
     lmtp_listen: str | None = None
+    milter_listen: str | None = None
     http_listen: str | None = "127.0.0.1:8025"
     support_domains: list[str] | None = None
     relay_url: str | None = None
@@ -103,6 +114,15 @@ class Settings(BaseSettings):
             return None
         assert value is not None
         _split_hostport(value, "listen")
+        return value
+
+    @field_validator("milter_listen")
+    @classmethod
+    def _check_milter_listen(cls, value: str | None) -> str | None:
+        if value in (None, "", "off", "none"):
+            return None
+        assert value is not None
+        parse_milter_listen(value)
         return value
 
     @field_validator("database_url")
