@@ -559,12 +559,25 @@ def policy_show(
     out.print(f"  file: {policy.path}  sha256 {policy.sha256}")
 
 
+def auth_line(method: str | None, credentials: Any) -> str:
+    """``imap check``'s auth line: the method and, with OAuth2, the token and its expiry."""
+    if credentials is None:
+        return "password"
+    health = credentials.health
+    expires = health.token_expires_at.isoformat() if health.token_expires_at else "unknown"
+    line = f"{method} ({health.provider}, {health.grant}); token obtained, expires {expires}"
+    if health.degraded:
+        line += f"; client secret expires {health.secret_expires}"
+    return line
+
+
 @imap_app.command("check")
 def imap_check() -> None:
     """Connect to each MAILGATE_IMAP_URL mailbox and say what is there; changes nothing."""
     from imapclient.exceptions import IMAPClientError, LoginError
 
     from worker.ingress.imap import ImapTarget, describe
+    from worker.oauth import TokenError, credentials_for
 
     cfg = settings()
     if not cfg.imap_url:
@@ -572,9 +585,14 @@ def imap_check() -> None:
     wanted = {"MOVE", "UIDPLUS", "IDLE"}
     problems = 0
     for url in cfg.imap_url:
-        target = ImapTarget.parse(url)
+        target = ImapTarget.parse(url, cfg.imap_auth)
+        credentials = credentials_for(cfg, target.user) if target.auth else None
         try:
-            info = describe(target)
+            info = describe(target, credentials)
+        except TokenError as exc:
+            out.print(f"FAIL {target.key}: auth {target.auth}, no token: {exc}")
+            problems += 1
+            continue
         except LoginError:
             out.print(f"FAIL {target.key}: login refused")
             problems += 1
@@ -587,6 +605,7 @@ def imap_check() -> None:
         out.print(
             f"ok   {target.key}: {info['messages']} messages, UIDVALIDITY {info['uidvalidity']}"
         )
+        out.print(f"     auth: {auth_line(target.auth, credentials)}")
         missing_caps = sorted(wanted - caps)
         out.print(
             "     capabilities: "
