@@ -12,6 +12,8 @@ XOAUTH2/OAUTHBEARER in front of the password database the test helpers log in wi
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import secrets
 import subprocess
 import threading
@@ -25,6 +27,11 @@ from helpers import Dovecot
 CLIENT_ID, CLIENT_SECRET = "mailgate-app", "client-secret-Qx7vW2pL9zR4"
 REFRESH_TOKEN = "refresh-Hk3mN8bV1cX6"
 DOVECOT_ID, DOVECOT_SECRET = "dovecot", "dovecot-introspection-secret"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+def _b64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass
@@ -33,6 +40,7 @@ class Issued:
     grant: str
     expires: float  # time.monotonic()
     revoked: bool = False
+    claims: dict[str, Any] | None = None  # of the JWT assertion (service accounts)
 
 
 @dataclass
@@ -49,6 +57,7 @@ class OAuthServer:
         self.issued: list[Issued] = []
         self.refused: list[str] = []  # error codes answered by /token
         self.introspections: list[Introspection] = []
+        self.service_account_key: bytes | None = None  # public key PEM, see service_account()
         self.changed = threading.Condition()
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -85,6 +94,8 @@ class OAuthServer:
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
+        if form.get("grant_type") == JWT_BEARER:
+            return self._issue(JWT_BEARER, self._assertion(str(form.get("assertion"))))
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         if "Authorization" in request.headers:
             basic = BasicAuth.decode(request.headers["Authorization"])
@@ -96,13 +107,28 @@ class OAuthServer:
             return self._error("invalid_grant", "refresh token unknown or revoked", 400)
         if grant not in ("client_credentials", "refresh_token"):
             return self._error("unsupported_grant_type", grant, 400)
+        return self._issue(grant)
+
+    def _issue(self, grant: str, claims: dict[str, Any] | None = None) -> web.Response:
         issued = Issued(secrets.token_urlsafe(24), grant, time.monotonic() + self.lifetime)
+        issued.claims = claims
         with self.changed:
             self.issued.append(issued)
             self.changed.notify_all()
         return web.json_response(
             {"access_token": issued.token, "token_type": "Bearer", "expires_in": self.lifetime}
         )
+
+    def _assertion(self, assertion: str) -> dict[str, Any]:
+        """The claims of a service account's JWT (google-auth signs it with the test key)."""
+        from google.auth import crypt, jwt
+
+        assert self.service_account_key is not None, "no service account configured"
+        verifier = crypt.RSAVerifier.from_string(self.service_account_key)
+        signed, signature = assertion.rsplit(".", 1)
+        assert verifier.verify(signed.encode(), _b64(signature)), "bad assertion signature"
+        claims: dict[str, Any] = jwt.decode(assertion, verify=False)
+        return claims
 
     def _error(self, code: str, description: str, status: int) -> web.Response:
         with self.changed:
@@ -129,6 +155,32 @@ class OAuthServer:
         return {"active": True, "username": self.user, "exp": int(time.time() + remaining)}
 
     # -- what tests do -------------------------------------------------------------------
+
+    def service_account(self, user: str = "mailgate@project.iam.gserviceaccount.com") -> str:
+        """A Google service-account key (JSON) whose token_uri is this server."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.service_account_key = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "project",
+                "private_key_id": "test-key",
+                "private_key": private.decode(),
+                "client_email": user,
+                "client_id": "1234567890",
+                "token_uri": self.token_url,
+            }
+        )
 
     def revoke_all(self) -> None:
         with self.changed:
