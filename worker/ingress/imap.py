@@ -59,6 +59,10 @@ BATCH = 50
 MAX_BACKOFF = 60.0
 LOGIN_RETRY = 60.0
 DELETED = b"\\Deleted"
+SASL_METHODS: dict[str, Literal["xoauth2", "oauthbearer"]] = {
+    "xoauth2": "xoauth2",
+    "oauthbearer": "oauthbearer",
+}
 
 
 @dataclass(frozen=True)
@@ -86,11 +90,7 @@ class ImapTarget:
             user=unquote(parts.username or ""),
             password=unquote(parts.password or ""),
             mailbox=unquote(parts.path.lstrip("/")) or "INBOX",
-            auth="oauthbearer"
-            if auth == "oauthbearer"
-            else "xoauth2"
-            if auth == "xoauth2"
-            else None,
+            auth=SASL_METHODS.get(auth),
         )
 
     @property

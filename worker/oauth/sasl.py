@@ -26,7 +26,3 @@ def oauthbearer(user: str, token: str, host: str = "", port: int = 0) -> str:
 def _saslname(user: str) -> str:
     # RFC 5801: ',' and '=' in the authorization identity are escaped.
     return user.replace("=", "=3D").replace(",", "=2C")
-
-
-def initial_response(mechanism: Mechanism, user: str, token: str) -> str:
-    return oauthbearer(user, token) if mechanism == "oauthbearer" else xoauth2(user, token)
