@@ -129,7 +129,8 @@ class MicrosoftSource:
                     timeout=TIMEOUT,
                 )
             # msal keeps its own cache; our cache decides when to renew, so skip msal's.
-            for old in self._app.token_cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+            cached = self._app.token_cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)
+            for old in list(cached):  # a generator over the cache: copy before removing
                 self._app.token_cache.remove_at(old)
             if self.secrets.refresh_token:
                 answer = self._app.acquire_token_by_refresh_token(
