@@ -51,8 +51,9 @@ class Introspection:
 
 
 class OAuthServer:
-    def __init__(self, lifetime: float = 3600, user: str = Dovecot.user) -> None:
+    def __init__(self, lifetime: float = 3600, user: str = Dovecot.user, tls: Any = None) -> None:
         self.lifetime = lifetime
+        self.tls = tls  # an ssl.SSLContext: serve https (msal accepts nothing else)
         self.user = user
         self.issued: list[Issued] = []
         self.refused: list[str] = []  # error codes answered by /token
@@ -70,10 +71,16 @@ class OAuthServer:
     def _serve(self, ready: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
         app = web.Application()
-        app.add_routes([web.post("/token", self._token), web.post("/introspect", self._introspect)])
+        app.add_routes(
+            [
+                web.post("/token", self._token),
+                web.post("/introspect", self._introspect),
+                web.get("/{tenant}/v2.0/.well-known/openid-configuration", self._discovery),
+            ]
+        )
         self.runner = web.AppRunner(app)
         self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=self.tls)
         self.loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         ready.set()
@@ -85,12 +92,27 @@ class OAuthServer:
         self.thread.join(10)
 
     @property
+    def base_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
     def token_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/token"
+        return f"{self.base_url}/token"
+
+    async def _discovery(self, request: web.Request) -> web.Response:
+        """The OpenID configuration msal reads from an Entra-like authority."""
+        tenant = request.match_info["tenant"]
+        return web.json_response(
+            {
+                "token_endpoint": self.token_url,
+                "authorization_endpoint": f"{self.base_url}/{tenant}/authorize",
+                "issuer": f"{self.base_url}/{tenant}/v2.0",
+            }
+        )
 
     @property
     def introspection_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/introspect"
+        return f"{self.base_url}/introspect"
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -134,7 +156,10 @@ class OAuthServer:
         with self.changed:
             self.refused.append(code)
             self.changed.notify_all()
-        return web.json_response({"error": code, "error_description": description}, status=status)
+        answer: dict[str, Any] = {"error": code, "error_description": description}
+        if code == "invalid_client":
+            answer["error_codes"] = [7000215]  # what Entra adds: AADSTS7000215
+        return web.json_response(answer, status=status)
 
     async def _introspect(self, request: web.Request) -> web.Response:
         form = await request.post()

@@ -3,8 +3,10 @@ and a Google service account with domain-wide delegation against the loopback se
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,78 @@ def test_microsoft_source_uses_the_tenant_and_exchange_scope(tmp_path: Path) -> 
 def test_sasl_strings() -> None:
     assert xoauth2("a@b.example", "T") == "user=a@b.example\x01auth=Bearer T\x01\x01"
     assert oauthbearer("a,b=c", "T") == "n,a=a=2Cb=3Dc,\x01auth=Bearer T\x01\x01"
+
+
+def self_signed(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A certificate for 127.0.0.1, so that msal (https only) can reach the test server."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cert.pem", directory / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file
+
+
+def test_microsoft_client_credentials_through_msal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """msal against an Entra-like authority: a token, then a refused secret named AADSTS."""
+    context, cert_file = self_signed(tmp_path)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert_file))
+    server = OAuthServer(tls=context)
+    try:
+        tokens = []
+        for secret in (CLIENT_SECRET, "Wrong-Entra-Secret-4r"):
+            settings = make_settings(
+                tmp_path,
+                imap_auth="xoauth2",
+                oauth_provider="microsoft",
+                oauth_tenant="contoso",
+                oauth_client_id=CLIENT_ID,
+                oauth_client_secret=secret,
+            )
+            credentials = credentials_for(settings, "support@contoso.com")
+            source = credentials.source
+            assert isinstance(source, MicrosoftSource)
+            source.authority = f"{server.base_url}/contoso"  # instead of login.microsoftonline.com
+            source.instance_discovery = False
+            tokens.append(credentials)
+        first = tokens[0].token()
+        tokens[0].invalidate()
+        assert tokens[0].token() != first, "msal's own cache does not hand back the old token"
+        with pytest.raises(TokenRefused) as caught:
+            tokens[1].token()
+    finally:
+        server.close()
+    assert [i.grant for i in server.issued] == ["client_credentials", "client_credentials"]
+    assert caught.value.code == "invalid_client"
+    assert caught.value.description == "AADSTS7000215"
+    assert "Wrong-Entra-Secret-4r" not in str(caught.value)

@@ -115,6 +115,7 @@ class MicrosoftSource:
         self.secrets = secrets
         self.scopes = [scope or MICROSOFT_SCOPE]
         self.grant = "refresh_token" if secrets.refresh_token else "client_credentials"
+        self.instance_discovery = True  # msal's check of the authority host with Microsoft
         self._app: Any = None
 
     def fetch(self) -> Token:
@@ -126,6 +127,7 @@ class MicrosoftSource:
                     self.secrets.client_id,
                     client_credential=self.secrets.client_secret,
                     authority=self.authority,
+                    instance_discovery=self.instance_discovery,
                     timeout=TIMEOUT,
                 )
             # msal keeps its own cache; our cache decides when to renew, so skip msal's.
