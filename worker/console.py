@@ -126,12 +126,18 @@ def print_mailbox_checks(settings: Settings) -> int:
     from imapclient.exceptions import IMAPClientError, LoginError
 
     from worker.ingress.imap import ImapTarget, describe
+    from worker.oauth import TokenError, credentials_for
 
     problems = 0
     for url in settings.imap_url or []:
-        target = ImapTarget.parse(url)
+        target = ImapTarget.parse(url, settings.imap_auth)
+        credentials = credentials_for(settings, target.user) if target.auth else None
         try:
-            info = describe(target)
+            info = describe(target, credentials)
+        except TokenError as exc:
+            out.print(f"FAIL {target.key}: auth {target.auth}, no token: {exc}")
+            problems += 1
+            continue
         except LoginError:
             out.print(f"FAIL {target.key}: login refused")
             problems += 1
@@ -141,7 +147,20 @@ def print_mailbox_checks(settings: Settings) -> int:
             problems += 1
             continue
         _print_mailbox(settings, target.key, info)
+        out.print(f"     auth: {auth_line(target.auth, credentials)}")
     return problems
+
+
+def auth_line(method: str | None, credentials: Any) -> str:
+    """``imap check``'s auth line: the method and, with OAuth2, the token and its expiry."""
+    if credentials is None:
+        return "password"
+    health = credentials.health
+    expires = health.token_expires_at.isoformat() if health.token_expires_at else "unknown"
+    line = f"{method} ({health.provider}, {health.grant}); token obtained, expires {expires}"
+    if health.degraded:
+        line += f"; client secret expires {health.secret_expires}"
+    return line
 
 
 def _print_mailbox(settings: Settings, key: str, info: dict[str, Any]) -> None:

@@ -28,6 +28,8 @@ from sqlmodel import col, select
 
 from worker.clock import utcnow
 from worker.forwarding import SIGNATURE_HEADER, sign
+from worker.oauth import TokenError, TokenManager
+from worker.oauth.login import smtp_login
 from worker.outbox import MAIL_KINDS
 from worker.store.db import transaction
 from worker.store.models import OutboxRow
@@ -55,10 +57,16 @@ class Dispatcher:
     """Sends due outbox rows; ``run_once`` is one claim-send-mark round."""
 
     def __init__(
-        self, engine: Engine, relay_url: str | None, secret: bytes, batch: int = 20
+        self,
+        engine: Engine,
+        relay_url: str | None,
+        secret: bytes,
+        batch: int = 20,
+        relay_credentials: TokenManager | None = None,
     ) -> None:
         self.engine = engine
         self.relay_url = relay_url
+        self.relay_credentials = relay_credentials  # MAILGATE_RELAY_AUTH=xoauth2
         self.secret = secret
         self.batch = batch
 
@@ -142,7 +150,9 @@ class Dispatcher:
         if row.kind == "webhook":
             return self.post(row)
         assert self.relay_url is not None
-        return send_mail(self.relay_url, row.mail_from, row.rcpt_to, row.body)
+        return send_mail(
+            self.relay_url, row.mail_from, row.rcpt_to, row.body, self.relay_credentials
+        )
 
     def post(self, row: OutboxRow) -> Outcome:
         request = urllib.request.Request(
@@ -165,8 +175,18 @@ class Dispatcher:
             return Outcome("retry", f"connection: {exc}")
 
 
-def send_mail(relay_url: str, mail_from: str, rcpt_to: str, body: bytes) -> Outcome:
-    """One message through the relay; the SMTP reply code decides the outcome."""
+def send_mail(
+    relay_url: str,
+    mail_from: str,
+    rcpt_to: str,
+    body: bytes,
+    credentials: TokenManager | None = None,
+) -> Outcome:
+    """One message through the relay; the SMTP reply code decides the outcome.
+
+    With ``credentials`` the relay login is SASL XOAUTH2 as the URL's user (Microsoft 365
+    SMTP AUTH); a token that cannot be had is a retry, like a relay that cannot be reached.
+    """
     parts = urlsplit(relay_url)
     host, port = parts.hostname or "127.0.0.1", parts.port
     try:
@@ -181,7 +201,9 @@ def send_mail(relay_url: str, mail_from: str, rcpt_to: str, body: bytes) -> Outc
             if parts.scheme == "smtp" and client.has_extn("starttls") and parts.username:
                 client.starttls(context=ssl.create_default_context())
                 client.ehlo()
-            if parts.username:
+            if parts.username and credentials is not None:
+                smtp_login(client, unquote(parts.username), credentials)
+            elif parts.username:
                 client.login(unquote(parts.username), unquote(parts.password or ""))
             client.sendmail(mail_from, [rcpt_to], body)
         return Outcome("sent", "250")
@@ -192,6 +214,8 @@ def send_mail(relay_url: str, mail_from: str, rcpt_to: str, body: bytes) -> Outc
         return _by_code(exc.smtp_code, exc.smtp_error)
     except (smtplib.SMTPException, OSError) as exc:
         return Outcome("retry", f"connection: {type(exc).__name__}: {exc}")
+    except TokenError as exc:
+        return Outcome("retry", f"token: {type(exc).__name__}: {exc}")
 
 
 def _by_code(code: int, message: bytes | str) -> Outcome:

@@ -29,10 +29,12 @@ from worker.ingress.milter import MilterHandler
 from worker.ingress.milter import start_listener as start_milter
 from worker.ingress.protocol import ConnectionLimits, GateLMTP, GateSMTP
 from worker.ingress.smtp import GateHandler
+from worker.oauth.manager import relay_credentials
 from worker.outbox import spool_pending
 from worker.pipeline import Mailgate
 from worker.retention import retention_loop
 from worker.settings import Settings, parse_milter_listen
+from worker.web.mailbox_metrics import MailboxCollector, credential_check
 
 log = structlog.get_logger("mailgate.serve")
 PROXY_TIMEOUT = 10.0  # seconds a load balancer has to send the PROXY header
@@ -59,7 +61,10 @@ class Server:
         # Relay and webhook calls can block for seconds: they get their own thread.
         self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self.dispatcher = Dispatcher(
-            gate.engine, gate.settings.relay_url, gate.settings.resolved_reply_secret()
+            gate.engine,
+            gate.settings.relay_url,
+            gate.settings.resolved_reply_secret(),
+            relay_credentials=relay_credentials(gate.settings),
         )
 
     async def start(self) -> list[str]:
@@ -135,6 +140,7 @@ class Server:
         from worker.web.app import Web
 
         site_app = Web(self.gate, self.executor, self.readiness, self.imap_lag)
+        site_app.registry.register(MailboxCollector(lambda: self.imap_workers))
         self.http_runner = aioweb.AppRunner(site_app.application(), access_log=None)
         await self.http_runner.setup()
         site = aioweb.TCPSite(self.http_runner, address[0], address[1], reuse_address=True)
@@ -165,6 +171,7 @@ class Server:
                 "state": health.state,
                 "lag": health.lag,
                 "last_error": health.last_error,
+                **credential_check(health),
             }
         return checks
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import secrets
 import ssl
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigError
@@ -78,6 +79,19 @@ class Settings(BaseSettings):
     # How long a SQLite writer waits for the lock before the message is answered 451.
     db_busy_timeout: float = Field(default=15, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # OAuth2 for IMAP and the relay (SPEC "IMAP authentication"); worker.oauth uses them.
+    imap_auth: Literal["password", "xoauth2", "oauthbearer"] = "password"
+    relay_auth: Literal["password", "xoauth2"] = "password"
+    oauth_token_url: str | None = None
+    oauth_provider: Literal["microsoft", "google"] | None = None
+    oauth_tenant: str | None = None
+    oauth_client_id: str | None = None
+    oauth_client_secret: str | None = None
+    oauth_client_secret_file: Path | None = None
+    oauth_refresh_token: str | None = None
+    oauth_refresh_token_file: Path | None = None
+    oauth_scope: str | None = None
+    oauth_secret_expires: date | None = None
 
     @field_validator("support_domains", mode="before")
     @classmethod
@@ -106,6 +120,31 @@ class Settings(BaseSettings):
                     raise ValueError(f"no user name in {parts.scheme}://{parts.hostname}")
             return value or None
         return value
+
+    @field_validator("oauth_token_url")
+    @classmethod
+    def _check_token_url(cls, value: str | None) -> str | None:
+        return _url(value, ("http", "https"), "expected an https:// token endpoint URL")
+
+    @field_validator("oauth_client_secret_file", "oauth_refresh_token_file")
+    @classmethod
+    def _check_secret_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _check_oauth(self) -> Settings:
+        uses_oauth = self.imap_auth != "password" or self.relay_auth == "xoauth2"
+        if not uses_oauth:
+            return self
+        if not (self.oauth_token_url or self.oauth_provider):
+            raise ValueError("MAILGATE_OAUTH_TOKEN_URL or MAILGATE_OAUTH_PROVIDER is required")
+        if self.oauth_provider == "microsoft" and not self.oauth_tenant:
+            raise ValueError("MAILGATE_OAUTH_TENANT is required for the microsoft provider")
+        if not self.oauth_client_id and not self.oauth_client_secret_file:
+            raise ValueError("MAILGATE_OAUTH_CLIENT_ID is required")
+        return self
 
     @field_validator("smtp_listen", "lmtp_listen", "http_listen")
     @classmethod
@@ -220,6 +259,8 @@ def _url(value: str | None, schemes: tuple[str, ...], expected: str) -> str | No
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     loc = ".".join(str(part) for part in first["loc"]) or "?"
+    if not first["loc"]:  # a model validator: its message names the settings itself
+        return "bad setting " + str(first["msg"]).removeprefix("Value error, ")
     name = f"MAILGATE_{loc.upper()}"
     message = first["msg"]
     if first["type"] == "extra_forbidden":

@@ -10,8 +10,10 @@ at most every ``MAILGATE_IMAP_IDLE_SECONDS``) and catches up again after every w
 because an IDLE notification is a hint, not a list. A crash between commit and move
 leaves the message in the mailbox; the next pass decides it as ``duplicate`` and moves it
 where the original decision belongs, without a second reply. Socket and protocol errors
-reconnect with exponential backoff and jitter; a refused login is retried slowly. A lease
-in the cursor row keeps one replica at a time on a given mailbox.
+reconnect with exponential backoff and jitter, reset after every successful login (servers
+such as Exchange Online end sessions when a token expires); a refused login or token is
+retried slowly. With ``MAILGATE_IMAP_AUTH=xoauth2|oauthbearer`` the login takes a token from
+``worker.oauth``. A lease in the cursor row keeps one replica at a time on a given mailbox.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import structlog
@@ -36,6 +39,14 @@ from worker.clock import aware, utcnow
 from worker.decision import Decision, DecisionName, is_rejection
 from worker.errors import TransientError
 from worker.mail import Envelope, InboundMail
+from worker.oauth import (
+    CredentialHealth,
+    TokenEndpointUnreachable,
+    TokenManager,
+    TokenRefused,
+    credentials_for,
+)
+from worker.oauth.login import fresh_token_once, imap_login
 from worker.pipeline import Mailgate
 from worker.store import imap_cursors
 
@@ -44,6 +55,10 @@ BATCH = 50
 MAX_BACKOFF = 60.0
 LOGIN_RETRY = 60.0
 DELETED = b"\\Deleted"
+SASL_METHODS: dict[str, Literal["xoauth2", "oauthbearer"]] = {
+    "xoauth2": "xoauth2",
+    "oauthbearer": "oauthbearer",
+}
 
 
 @dataclass(frozen=True)
@@ -57,9 +72,10 @@ class ImapTarget:
     user: str
     password: str
     mailbox: str
+    auth: Literal["xoauth2", "oauthbearer"] | None = None  # None: the URL's password
 
     @classmethod
-    def parse(cls, url: str) -> ImapTarget:
+    def parse(cls, url: str, auth: str = "password") -> ImapTarget:
         parts = urlsplit(url)
         tls = parts.scheme == "imaps"
         return cls(
@@ -70,6 +86,7 @@ class ImapTarget:
             user=unquote(parts.username or ""),
             password=unquote(parts.password or ""),
             mailbox=unquote(parts.path.lstrip("/")) or "INBOX",
+            auth=SASL_METHODS.get(auth),
         )
 
     @property
@@ -87,16 +104,33 @@ class MailboxHealth:
     last_pass: datetime | None = None
     decided: int = 0
     lag: int = 0  # messages seen in the mailbox, not yet decided
+    auth: str = "password"
+    credential: CredentialHealth | None = None
+    # The waits before the last reconnects, for the log and the tests.
+    reconnect_delays: deque[float] = field(default_factory=lambda: deque(maxlen=32))
 
 
-def connect(target: ImapTarget, timeout: float = 30) -> IMAPClient:
+def connect(
+    target: ImapTarget, timeout: float = 30, credentials: TokenManager | None = None
+) -> IMAPClient:
+    return fresh_token_once(lambda: _login(target, timeout, credentials), credentials)
+
+
+def _login(target: ImapTarget, timeout: float, credentials: TokenManager | None) -> IMAPClient:
     context = ssl.create_default_context()
     client = IMAPClient(
         target.host, port=target.port, ssl=target.tls, ssl_context=context, timeout=timeout
     )
-    if not target.tls and b"STARTTLS" in client.capabilities():
-        client.starttls(context)
-    client.login(target.user, target.password)
+    try:
+        if not target.tls and b"STARTTLS" in client.capabilities():
+            client.starttls(context)
+        if credentials is None or target.auth is None:
+            client.login(target.user, target.password)
+        else:
+            imap_login(client, target.user, credentials, target.auth)
+    except BaseException:
+        client.shutdown()
+        raise
     return client
 
 
@@ -109,13 +143,21 @@ class MailboxWorker(threading.Thread):
         target: ImapTarget,
         stop: threading.Event,
         on_batch: Callable[[list[Decision]], None] | None = None,
+        credentials: TokenManager | None = None,
     ) -> None:
         super().__init__(name=f"imap:{target.key}", daemon=True)
         self.gate = gate
         self.target = target
         self.stop = stop
         self.on_batch = on_batch
-        self.health = MailboxHealth()
+        if credentials is None and target.auth is not None:
+            credentials = credentials_for(gate.settings, target.user)
+        self.credentials = credentials
+        self.health = MailboxHealth(
+            auth=target.auth or "password",
+            credential=credentials.health if credentials is not None else None,
+        )
+        self.delay = 1.0
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         # How long a silent poller keeps the mailbox before another replica takes over.
         self.lease = timedelta(seconds=gate.settings.imap_lease_seconds)
@@ -129,36 +171,52 @@ class MailboxWorker(threading.Thread):
     # -- the loop ------------------------------------------------------------------------
 
     def run(self) -> None:
-        delay = 1.0
         while not self.stop.is_set():
             try:
                 self.session()
-                delay = 1.0
+                self.delay = 1.0
             except LoginError as exc:
                 self._trouble("login_failed", exc)
                 self.stop.wait(LOGIN_RETRY)
-            except (OSError, IMAPClientError, TransientError, ssl.SSLError) as exc:
+            except TokenRefused as exc:  # logged by the token manager, with its error code
+                self._trouble(f"token_refused: {exc.code}", exc, quiet=True)
+                self.stop.wait(LOGIN_RETRY)
+            except (
+                OSError,
+                IMAPClientError,
+                TransientError,
+                ssl.SSLError,
+                TokenEndpointUnreachable,
+            ) as exc:
                 self._trouble("connection_lost", exc)
-                self.stop.wait(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, MAX_BACKOFF)
+                self._backoff(random.uniform(0.5, 1.5))
             except Exception as exc:  # a bug must not end the thread for good
                 log.exception("imap_worker_error", mailbox=self.target.key)
                 self._trouble("internal_error", exc)
-                self.stop.wait(delay)
-                delay = min(delay * 2, MAX_BACKOFF)
+                self._backoff(1.0)
         self.health.state = "stopped"
 
-    def _trouble(self, what: str, exc: BaseException) -> None:
+    def _backoff(self, jitter: float) -> None:
+        wait = self.delay * jitter
+        self.health.reconnect_delays.append(wait)
+        log.info("imap_reconnect_wait", mailbox=self.target.key, seconds=round(wait, 3))
+        self.stop.wait(wait)
+        self.delay = min(self.delay * 2, MAX_BACKOFF)
+
+    def _trouble(self, what: str, exc: BaseException, quiet: bool = False) -> None:
         self.health.connected = False
         self.health.state = "backoff"
         self.health.last_error = f"{what}: {type(exc).__name__}"
+        if quiet:
+            return
         log.warning(
             f"imap_{what}", mailbox=self.target.key, error=type(exc).__name__, detail=str(exc)[:200]
         )
 
     def session(self) -> None:
         self.health.state = "connecting"
-        client = connect(self.target)
+        client = connect(self.target, credentials=self.credentials)
+        self.delay = 1.0  # logged in: the next disconnect starts the backoff afresh
         try:
             self.health.connected = True
             capabilities = set(client.capabilities())
@@ -317,17 +375,19 @@ class MailboxWorker(threading.Thread):
 
 
 def start_workers(gate: Mailgate, stop: threading.Event) -> list[MailboxWorker]:
+    settings = gate.settings
     workers = [
-        MailboxWorker(gate, ImapTarget.parse(url), stop) for url in gate.settings.imap_url or []
+        MailboxWorker(gate, ImapTarget.parse(url, settings.imap_auth), stop)
+        for url in settings.imap_url or []
     ]
     for worker in workers:
         worker.start()
     return workers
 
 
-def describe(target: ImapTarget) -> dict[str, Any]:
+def describe(target: ImapTarget, credentials: TokenManager | None = None) -> dict[str, Any]:
     """``mailgate imap check``: connect, list what is there and what is missing; no change."""
-    client = connect(target)
+    client = connect(target, credentials=credentials)
     try:
         capabilities = sorted(c.decode() for c in client.capabilities())
         folders = [name for _flags, _sep, name in client.list_folders()]
