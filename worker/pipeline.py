@@ -30,6 +30,7 @@ from worker.policy.document import Policy, PolicySet
 from worker.recorder import Recorder
 from worker.replies import ReplyPlan, build_reply, plan_reply
 from worker.settings import Settings
+from worker.spam import spam_verdict
 from worker.store.db import TRANSIENT_DB_ERRORS, make_engine, migrate
 from worker.store.repository import (
     StoreDirectory,
@@ -182,6 +183,8 @@ class Mailgate:
             envelope.channel,
             self.settings.trusted_authserv_id,
         )
+        if plan.status == "queued" and spam_verdict(mail, policy):
+            plan = ReplyPlan("suppressed", "spam")  # backscatter to a forged sender otherwise
         if reject_in_dialogue and decision_name.startswith("rejected_"):
             # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.
             plan = ReplyPlan("smtp_rejected", "reject_mode_smtp")

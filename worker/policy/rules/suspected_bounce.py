@@ -10,7 +10,6 @@ follow-up that happens to mention "delivery failed" still reaches its ticket.
 from __future__ import annotations
 
 import re
-from email.utils import parseaddr
 
 from worker.policy.context import RuleContext
 from worker.policy.rules import Verdict
@@ -22,7 +21,13 @@ SUBJECT_SIGNS = re.compile(
     r"could not be delivered|message not delivered|mail system error|delivery notification|"
     r"automatic reply|auto[- ]?reply|out of (?:the )?office|abwesenheit|risposta automatica|"
     r"r[ée]ponse automatique|respuesta autom[áa]tica|fuera de la oficina|autosvar|"
-    r"vacation|on leave|automatisch antwoord",
+    r"vacation|on leave|automatisch antwoord|"
+    # Feedback-loop complaints outside ARF (Hotmail JMRP: "complaint about message from
+    # <IP>"), list servers' loop alerts, challenge-response requests to verify the sender.
+    r"complaint about message from|loop alert|mail loop detected|looping mail|"
+    r"unverified email to|please verify your e-?mail|verify your message|"
+    r"auto-?response|automatische antwort|abwesenheitsnotiz|absence notice|"
+    r"notification d'absence|自动回复|自動回覆|自動応答",
     re.IGNORECASE,
 )
 SENDER_NAME_SIGNS = re.compile(
@@ -46,8 +51,7 @@ class SuspectedBounce:
                 f"subject reads like an automatic notice ({match.group(0)!r})",
                 "ignored_auto_generated",
             )
-        name, _ = parseaddr(ctx.mail.header("From") or "")
-        match = SENDER_NAME_SIGNS.search(name)
+        match = SENDER_NAME_SIGNS.search(ctx.mail.from_name)
         if match:
             return Verdict(
                 True,
