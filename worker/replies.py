@@ -18,7 +18,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 
 from worker.authentication import sender_authenticated
 from worker.clock import utcnow
-from worker.mail import InboundMail, clean_text, domain_of, message_ids
+from worker.mail import InboundMail, clean_text, domain_of, message_ids, wire_address
 from worker.policy.document import Policy
 
 NO_REPLY_DECISIONS = {
@@ -111,7 +111,7 @@ def build_reply(
     sender = formataddr((doc.replies.from_name, f"{doc.support_local_part}@{domain}"), "utf-8")
     lines = [
         f"From: {sender}\r\n".encode("ascii"),
-        _address_header("To", recipient),
+        _address_header("To", wire_address(recipient)),
         _header("Subject", f"Auto: {subject}" if subject else "Auto: your message to support"),
         f"Date: {format_datetime(utcnow())}\r\n".encode("ascii"),
         f"Message-ID: {message_id}\r\n".encode("ascii"),

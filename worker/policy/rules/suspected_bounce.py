@@ -14,22 +14,39 @@ import re
 from worker.policy.context import RuleContext
 from worker.policy.rules import Verdict
 
+# Phrases only mail systems put in a subject, wherever they stand.
 SUBJECT_SIGNS = re.compile(
-    r"returned mail|undeliver|undelivered|delivery status notification|delivery fail|"
-    r"failure notice|non remis|non[- ]?deliverable|unzustellbar|nicht zustellbar|"
-    r"non recapitabile|mancato recapito|no entregado|onbestelbaar|returned to sender|"
-    r"could not be delivered|message not delivered|mail system error|delivery notification|"
-    r"automatic reply|auto[- ]?reply|out of (?:the )?office|abwesenheit|risposta automatica|"
-    r"r[ée]ponse automatique|respuesta autom[áa]tica|fuera de la oficina|autosvar|"
-    r"vacation|on leave|automatisch antwoord|"
+    r"returned mail|delivery status notification|failure notice|non remis|unzustellbar|"
+    r"nicht zustellbar|non recapitabile|mancato recapito|onbestelbaar|"
+    r"automatic reply|auto[- ]?reply|auto-?response|abwesenheit|risposta automatica|"
+    r"r[ée]ponse automatique|respuesta autom[áa]tica|autosvar|automatisch antwoord|"
+    r"automatische antwort|notification d'absence|自动回复|自動回覆|自動応答|"
     # Feedback-loop complaints outside ARF (Hotmail JMRP: "complaint about message from
     # <IP>"), list servers' loop alerts, challenge-response requests to verify the sender.
-    r"complaint about message from|loop alert|mail loop detected|looping mail|"
-    r"unverified email to|please verify your e-?mail|verify your message|"
-    r"auto-?response|automatische antwort|abwesenheitsnotiz|absence notice|"
-    r"notification d'absence|自动回复|自動回覆|自動応答",
+    r"complaint about message from|loop alert|mail loop detected|unverified email to",
     re.IGNORECASE,
 )
+# Phrases a person also writes ("our fax delivery failed since Monday"): a sign only when
+# they open the subject, as mail systems write them ("Mail delivery failed: returning …").
+LEADING_SUBJECT_SIGNS = re.compile(
+    r"^[\W_]*(?:(?:warning|notice|fwd?|re|aw|sv|tr|wg)\s*:\s*)*[\W_]*"
+    r"(?:(?:mail|message|e-?mail)\s+)?"
+    r"(?:undeliver|delivery fail|delivery notification|non[- ]?deliverable|no entregado|"
+    r"returned to sender|could not be delivered|not delivered|mail system error|"
+    r"out of (?:the )?office|vacation|on leave|fuera de la oficina|absence|"
+    r"please verify|verify your (?:message|e-?mail))",
+    re.IGNORECASE,
+)
+
+
+def subject_sign(subject: str) -> str | None:
+    """The phrase that makes a subject read like an automatic notice, or ``None``."""
+    match = SUBJECT_SIGNS.search(subject) or LEADING_SUBJECT_SIGNS.search(subject)
+    if match is None:
+        return None
+    return match.group(0).strip(" :[]*_-")[-60:]
+
+
 SENDER_NAME_SIGNS = re.compile(
     r"mail delivery|mailer[- ]daemon|postmaster|mail administrator|antivirus|delivery system",
     re.IGNORECASE,
@@ -44,11 +61,11 @@ class SuspectedBounce:
         if ctx.reference is not None:
             return Verdict.miss("refers to a ticket")
         subject = ctx.mail.subject
-        match = SUBJECT_SIGNS.search(subject)
-        if match:
+        sign = subject_sign(subject)
+        if sign:
             return Verdict(
                 True,
-                f"subject reads like an automatic notice ({match.group(0)!r})",
+                f"subject reads like an automatic notice ({sign!r})",
                 "ignored_auto_generated",
             )
         match = SENDER_NAME_SIGNS.search(ctx.mail.from_name)
