@@ -86,6 +86,7 @@ def test_idn_domain_is_sent_as_a_label_through_a_plain_relay(
     gate.ingest(utf8_message("user@bücher.example"), envelope("user@bücher.example"))
     assert Dispatcher(gate.engine, ascii_relay.url, SECRET.encode()).run_once() == 1
     mail_from, rcpts, body = ascii_relay.messages[0]
+    assert mail_from == "<>"
     assert rcpts == ["user@xn--bcher-kva.example"]
     assert b"To: user@xn--bcher-kva.example\r\n" in body
     assert [r.status for r in outbox(gate)] == ["sent"]

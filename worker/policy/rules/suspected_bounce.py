@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from worker.mail import InboundMail
 from worker.policy.context import RuleContext
 from worker.policy.rules import Verdict
 
@@ -37,6 +38,17 @@ LEADING_SUBJECT_SIGNS = re.compile(
     r"please verify|verify your (?:message|e-?mail))",
     re.IGNORECASE,
 )
+
+
+# Mailers that are programming libraries, not mail clients: what they send is a script's
+# (bulletins, monitoring, web applications), never a person typing at a client.
+SCRIPT_MAILERS = re.compile(r"^\s*(?:microsoft cdo\b|phpmailer\b|php/\d)", re.IGNORECASE)
+
+
+def script_mailer(mail: InboundMail) -> str | None:
+    """The X-Mailer of a scripting library, or ``None``."""
+    mailer = mail.header("X-Mailer") or ""
+    return mailer[:40] if SCRIPT_MAILERS.match(mailer) else None
 
 
 def subject_sign(subject: str) -> str | None:
@@ -68,6 +80,9 @@ class SuspectedBounce:
                 f"subject reads like an automatic notice ({sign!r})",
                 "ignored_auto_generated",
             )
+        mailer = script_mailer(ctx.mail)
+        if mailer:
+            return Verdict(True, f"sent by a script ({mailer!r})", "ignored_auto_generated")
         match = SENDER_NAME_SIGNS.search(ctx.mail.from_name)
         if match:
             return Verdict(
