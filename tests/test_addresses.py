@@ -108,3 +108,10 @@ def test_utf8_participant_matches_in_either_spelling(gate: Mailgate) -> None:
     ).encode()
     decision = gate.ingest(raw, envelope("jörg@bücher.example"))
     assert decision.decision == "accepted_followup"
+
+
+@pytest.mark.parametrize("value", ["", " ", "<>", "=?utf-8?q?broken", ",,,", "a@", '"x'])
+def test_odd_from_values_never_raise(value: str) -> None:
+    mail = InboundMail.from_bytes(f"From: {value}\r\n\r\n".encode())
+    assert isinstance(mail.from_name, str) and isinstance(mail.from_address, str)
+    assert mail.addresses("From", "Sender", "Reply-To") == [] or "@" in mail.from_address

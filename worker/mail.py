@@ -195,9 +195,8 @@ class InboundMail:
     @cached_property
     def from_name(self) -> str:
         """The From display name, decoded (split from the address first, then decoded)."""
-        values = self.header_raw_all("From")
-        name = getaddresses(values[:1])[0][0] if values else ""
-        return _decode(name)
+        pairs = getaddresses([clean_text(v, 10_000) for v in self.header_raw_all("From")[:1]])
+        return _decode(pairs[0][0]) if pairs else ""
 
     @cached_property
     def return_path(self) -> str | None:

@@ -150,7 +150,9 @@ def measure(gate: Mailgate, corpus: str, items: list[Labelled]) -> Figures:
         raw = as_support_mail(item.path.read_bytes())
         mail = InboundMail.from_bytes(raw)
         sender = mail.return_path if mail.return_path is not None else mail.from_address
-        envelope = Envelope(sender, ("support@wildix.com",), "pipe", utcnow())
+        envelope = Envelope(
+            mail_from=sender, rcpt_tos=("support@wildix.com",), channel="pipe", received_at=utcnow()
+        )
         decision = gate.explain(raw, envelope)
         figures.add(item, decision.reply["status"] == "queued")
     return figures
