@@ -115,3 +115,9 @@ def test_odd_from_values_never_raise(value: str) -> None:
     mail = InboundMail.from_bytes(f"From: {value}\r\n\r\n".encode())
     assert isinstance(mail.from_name, str) and isinstance(mail.from_address, str)
     assert mail.addresses("From", "Sender", "Reply-To") == [] or "@" in mail.from_address
+
+
+def test_address_hidden_in_an_encoded_word_is_still_found() -> None:
+    # "notificaccion-clientes@bbva.mx" as one encoded word, as in mail-parser's corpus.
+    mail = mail_with(From="=?UTF-8?B?bm90aWZpY2FjY2lvbi1jbGllbnRlc0BiYnZhLm14?=")
+    assert mail.from_address == "notificaccion-clientes@bbva.mx"

@@ -216,11 +216,11 @@ class InboundMail:
         Split before any encoded word is decoded: only the display names are encoded, and a
         decoded name may hold the comma that separates addresses.
         """
-        values: list[str] = []
+        found: list[str] = []
         for name in names:
-            values.extend(clean_text(v, 10_000) for v in self.header_raw_all(name))
-        found = (normalize_address(addr) for _, addr in getaddresses(values))
-        return [addr for addr in found if addr]
+            for value in self.header_raw_all(name):
+                found += _addresses_of(clean_text(value, 10_000))
+        return found
 
     @cached_property
     def content_type(self) -> str:
@@ -247,6 +247,16 @@ class InboundMail:
             return html_to_text(html)
         except Exception:
             return ""
+
+
+def _addresses_of(value: str) -> list[str]:
+    """The addresses of one header value, split first; a value whose addresses hide inside
+    an encoded word (against RFC 2047, but some senders do it) is read decoded instead."""
+    found = [a for a in (normalize_address(addr) for _, addr in getaddresses([value])) if a]
+    if found or "=?" not in value:
+        return found
+    decoded = (normalize_address(addr) for _, addr in getaddresses([_decode(value)]))
+    return [a for a in decoded if a]
 
 
 def _decode(value: object) -> str:
