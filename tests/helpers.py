@@ -133,7 +133,7 @@ class RelaySink:
     on every accepted message so tests wait on an event rather than sleep.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, smtputf8: bool = False) -> None:
         import threading
 
         from aiosmtpd.controller import Controller
@@ -153,7 +153,9 @@ class RelaySink:
                 return sink.answer
 
         self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(
+            Handler(), hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=smtputf8
+        )
         self.controller.start()
 
     @property

@@ -28,6 +28,7 @@ from sqlmodel import col, select
 
 from worker.clock import utcnow
 from worker.forwarding import SIGNATURE_HEADER, sign
+from worker.mail import wire_address
 from worker.oauth import TokenError, TokenManager
 from worker.oauth.login import smtp_login
 from worker.outbox import MAIL_KINDS
@@ -40,6 +41,7 @@ BASE_DELAY = 30.0
 MAX_DELAY = 3600.0
 SMTP_TIMEOUT = 30.0
 HTTP_TIMEOUT = 15.0
+NO_SMTPUTF8 = "non-ASCII address and the relay does not offer SMTPUTF8 (RFC 6531)"
 
 
 @dataclass(frozen=True)
@@ -186,7 +188,11 @@ def send_mail(
 
     With ``credentials`` the relay login is SASL XOAUTH2 as the URL's user (Microsoft 365
     SMTP AUTH); a token that cannot be had is a retry, like a relay that cannot be reached.
+    An address with a non-ASCII local part can only travel with SMTPUTF8 (RFC 6531); a relay
+    that does not offer it will never take the message, so that is a permanent failure at
+    once, not days of retries.
     """
+    mail_from, rcpt_to = wire_address(mail_from), wire_address(rcpt_to)
     parts = urlsplit(relay_url)
     host, port = parts.hostname or "127.0.0.1", parts.port
     try:
@@ -205,8 +211,13 @@ def send_mail(
                 smtp_login(client, unquote(parts.username), credentials)
             elif parts.username:
                 client.login(unquote(parts.username), unquote(parts.password or ""))
-            client.sendmail(mail_from, [rcpt_to], body)
+            options = _mail_options(client, mail_from, rcpt_to)
+            if options is None:
+                return Outcome("failed", NO_SMTPUTF8)
+            client.sendmail(mail_from, [rcpt_to], body, mail_options=options)
         return Outcome("sent", "250")
+    except UnicodeEncodeError:
+        return Outcome("failed", NO_SMTPUTF8)
     except smtplib.SMTPRecipientsRefused as exc:
         code, message = next(iter(exc.recipients.values()))
         return _by_code(code, message)
@@ -216,6 +227,15 @@ def send_mail(
         return Outcome("retry", f"connection: {type(exc).__name__}: {exc}")
     except TokenError as exc:
         return Outcome("retry", f"token: {type(exc).__name__}: {exc}")
+
+
+def _mail_options(client: smtplib.SMTP, mail_from: str, rcpt_to: str) -> list[str] | None:
+    """MAIL FROM options for these addresses; ``None`` when the relay cannot take them."""
+    if f"{mail_from}{rcpt_to}".isascii():
+        return []
+    if not client.has_extn("smtputf8"):
+        return None
+    return ["SMTPUTF8", "BODY=8BITMIME"] if client.has_extn("8bitmime") else ["SMTPUTF8"]
 
 
 def _by_code(code: int, message: bytes | str) -> Outcome:

@@ -17,6 +17,9 @@ _QUOTE_HEADERS = re.compile(
     r"On .{0,200}wrote:|Le .{0,200}a écrit\s*:|Am .{0,200}schrieb .{0,100}:|"
     r"Il giorno .{0,200}ha scritto:|El .{0,200}escribió:|Em .{0,200}escreveu:|"
     r"Op .{0,200}schreef .{0,100}:|W dniu .{0,200}napisał.{0,20}:|"
+    # Android and others: "02.04.2012 14:20 пользователь "Bob" <bob@…> написал:"
+    r"\d{1,4}[./-]\d{1,2}[./-]\d{2,4}.{0,200}"
+    r"(?:написал|написала|пишет|napsal|napísal|skrev|kirjoitti|wrote|schrieb)\S{0,4}\s*:|"
     r"-{2,}\s*Original Message\s*-{2,}|-{2,}\s*Messaggio originale\s*-{2,}|"
     r"-{2,}\s*Ursprüngliche Nachricht\s*-{2,}|-{2,}\s*Message d'origine\s*-{2,}|"
     r"_{10,}|"
@@ -65,14 +68,36 @@ _lock = threading.Lock()
 _detector = None
 
 
+def _quoting(line: str, following: str = "") -> bool:
+    """A quoted line or a quote header, also one that a client wrapped onto two lines."""
+    if line.lstrip().startswith(">") or _QUOTE_HEADERS.match(line):
+        return True
+    return bool(following) and bool(_QUOTE_HEADERS.match(f"{line} {following}"))
+
+
 def reply_text(body: str) -> str:
-    """The newest part of a reply: stops at the first quote header, quoted line or signature."""
+    """The newest part of a reply: stops at the first quote header, quoted line or signature.
+
+    A bottom-posted reply (the quote first, the answer below it) keeps the unquoted lines
+    after the quote instead of nothing.
+    """
+    lines = body.replace("\r\n", "\n").split("\n")
+    pairs = list(zip(lines, [*lines[1:], ""], strict=True))
     kept: list[str] = []
-    for line in body.replace("\r\n", "\n").split("\n"):
-        if line.lstrip().startswith(">") or _QUOTE_HEADERS.match(line) or _SIGNATURE.match(line):
+    for line, following in pairs:
+        if _quoting(line, following) or _SIGNATURE.match(line):
             break
         kept.append(line)
-    return "\n".join(kept).strip()
+    text = "\n".join(kept).strip()
+    if text:
+        return text
+    below: list[str] = []
+    for line, following in pairs:
+        if _SIGNATURE.match(line) and below:
+            break
+        if not _quoting(line, following):
+            below.append(line)
+    return "\n".join(below).strip()
 
 
 @dataclass(frozen=True)

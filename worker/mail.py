@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy as email_policy
@@ -21,6 +22,8 @@ from email.utils import getaddresses, parseaddr
 from functools import cached_property
 
 import mailparser
+
+from worker.html_text import html_to_text
 
 _MSGID = re.compile(r"<([^<>\s]{1,500}@[^<>\s]{1,255})>")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
@@ -33,17 +36,64 @@ def clean_text(value: str, limit: int = 998) -> str:
 
 
 def normalize_address(value: str | None) -> str:
-    """Lower-case bare address (``local@domain``) or ``""`` for the null or a broken address."""
+    """The one form addresses are compared and sent in, or ``""`` for the null or a broken one.
+
+    ``local@domain`` with the local part lower-cased and in Unicode NFC (RFC 6532 allows
+    UTF-8 there), and the domain as its IDNA A-label, so ``jörg@bücher.example`` written
+    by one client and ``JÖRG@xn--bcher-kva.example`` by another are the same participant.
+    """
     if not value:
         return ""
     value = value.strip()
     if value in ("<>", ""):
         return ""
     _, addr = parseaddr(value)
-    addr = clean_text(addr).strip("<>").lower()
+    addr = unicodedata.normalize("NFC", clean_text(addr).strip("<>").lower())
     if addr.count("@") != 1 or " " in addr:
         return ""
-    return addr
+    local, _, domain = addr.partition("@")
+    domain = a_label(domain)
+    if not local or not domain:
+        return ""
+    return f"{local}@{domain}"
+
+
+def a_label(domain: str) -> str:
+    """The domain in its ASCII (IDNA A-label) form; ``""`` when it cannot be one."""
+    domain = domain.strip().rstrip(".").lower()
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return ""
+
+
+def wire_address(address: str) -> str:
+    """An address as sent in SMTP: the domain as an A-label (the local part as it is)."""
+    local, at, domain = address.rpartition("@")
+    if not at or domain.isascii():
+        return address
+    return f"{local}@{a_label(domain) or domain}"
+
+
+def from_wire(value: str) -> str:
+    """A header value read from bytes, with raw UTF-8 (RFC 6532) decoded as UTF-8.
+
+    The header parser keeps non-ASCII octets as surrogate escapes; they are turned back into
+    their bytes and read as UTF-8, or as Windows-1252 when they are not valid UTF-8 (the
+    usual legacy 8-bit header).
+    """
+    if value.isascii():
+        return value
+    try:
+        octets = value.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # already text (a parsed str, not bytes)
+        return value
+    try:
+        return octets.decode("utf-8")
+    except UnicodeDecodeError:
+        return octets.decode("cp1252", "replace")
 
 
 def envelope_sender(value: str) -> str:
@@ -127,13 +177,21 @@ class InboundMail:
         return values[0] if values else None
 
     def header_all(self, name: str) -> list[str]:
+        return [_decode(v) for v in self.header_raw_all(name)]
+
+    def header_raw_all(self, name: str) -> list[str]:
+        """Every value of a header as text, encoded words still encoded.
+
+        Address headers are split on this form: a display name such as
+        ``=?UTF-8?B?Rm9vLCBCYXI=?=`` ("Foo, Bar") holds a comma once decoded.
+        """
         if self.headers is None:
             return []
+        wanted = name.lower()
         try:
-            raw_values = self.headers.get_all(name) or []
+            return [from_wire(v) for k, v in self.headers.raw_items() if k.lower() == wanted]
         except Exception:
             return []
-        return [_decode(v) for v in raw_values]
 
     def has_header(self, name: str) -> bool:
         return self.headers is not None and name in self.headers
@@ -161,26 +219,38 @@ class InboundMail:
 
     @cached_property
     def from_address(self) -> str:
-        return normalize_address(self.header("From"))
+        found = self.addresses("From")
+        return found[0] if found else ""
+
+    @cached_property
+    def from_name(self) -> str:
+        """The From display name, decoded (split from the address first, then decoded)."""
+        pairs = getaddresses([clean_text(v, 10_000) for v in self.header_raw_all("From")[:1]])
+        return _decode(pairs[0][0]) if pairs else ""
 
     @cached_property
     def return_path(self) -> str | None:
         """The Return-Path address; ``""`` for ``<>``; ``None`` when the header is absent."""
-        value = self.header("Return-Path")
-        if value is None:
+        values = self.header_raw_all("Return-Path")
+        if not values:
             return None
-        return normalize_address(value)
+        return normalize_address(clean_text(values[0]))
 
     @cached_property
     def references(self) -> list[str]:
         return message_ids(self.header("In-Reply-To")) + message_ids(self.header("References"))
 
     def addresses(self, *names: str) -> list[str]:
-        values: list[str] = []
+        """The addresses of address-list headers (From, Sender, Reply-To, Resent-*, To…).
+
+        Split before any encoded word is decoded: only the display names are encoded, and a
+        decoded name may hold the comma that separates addresses.
+        """
+        found: list[str] = []
         for name in names:
-            values.extend(self.header_all(name))
-        found = (normalize_address(addr) for _, addr in getaddresses(values))
-        return [addr for addr in found if addr]
+            for value in self.header_raw_all(name):
+                found += _addresses_of(clean_text(value, 10_000))
+        return found
 
     @cached_property
     def content_type(self) -> str:
@@ -204,9 +274,19 @@ class InboundMail:
             if parts:
                 return "\n".join(str(p) for p in parts)
             html = "\n".join(str(p) for p in (parsed.text_html or []))
-            return re.sub(r"<[^>]+>", " ", html)
+            return html_to_text(html)
         except Exception:
             return ""
+
+
+def _addresses_of(value: str) -> list[str]:
+    """The addresses of one header value, split first; a value whose addresses hide inside
+    an encoded word (against RFC 2047, but some senders do it) is read decoded instead."""
+    found = [a for a in (normalize_address(addr) for _, addr in getaddresses([value])) if a]
+    if found or "=?" not in value:
+        return found
+    decoded = (normalize_address(addr) for _, addr in getaddresses([_decode(value)]))
+    return [a for a in decoded if a]
 
 
 def _decode(value: object) -> str:

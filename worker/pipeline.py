@@ -39,6 +39,7 @@ from worker.policy.reference import resolve
 from worker.recorder import Recorder
 from worker.replies import build_reply, plan_reply
 from worker.settings import Settings
+from worker.spam import spam_verdict
 from worker.store.db import TRANSIENT_DB_ERRORS, make_engine, migrate
 from worker.store.repository import (
     StoreDirectory,
@@ -173,6 +174,9 @@ class Mailgate:
         )
         if plan.status != ReplyStatus.QUEUED or not plan.recipient:
             return plan
+        if spam_verdict(ctx.mail, ctx.policy):
+            # The desk's filter called it spam: its sender is likely forged (backscatter).
+            return ReplyPlan(ReplyStatus.SUPPRESSED, "spam")
         # A cheap read first: most repeat senders are inside their window, and building a
         # reply costs more than the rest of the decision. The claim in record() decides.
         window, _ = reply_windows(ctx.policy)

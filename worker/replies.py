@@ -18,7 +18,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 from worker.authentication import sender_authenticated
 from worker.clock import utcnow
 from worker.decision import DecisionName, ReplyPlan, ReplyStatus
-from worker.mail import InboundMail, clean_text, domain_of, message_ids
+from worker.mail import InboundMail, clean_text, domain_of, message_ids, wire_address
 from worker.policy.document import Policy
 
 NO_REPLY_DECISIONS: dict[str, str] = {
@@ -72,6 +72,12 @@ def _header(name: str, value: str) -> bytes:
     return f"{name}: {encoded}\r\n".encode("ascii")
 
 
+def _address_header(name: str, address: str) -> bytes:
+    """An address header; a non-ASCII local part is written as UTF-8 (RFC 6532), which the
+    dispatcher then sends with SMTPUTF8. The domain is already an A-label."""
+    return f"{name}: {address}\r\n".encode()
+
+
 def build_reply(
     *,
     decision: str,
@@ -96,7 +102,7 @@ def build_reply(
     sender = formataddr((doc.replies.from_name, f"{doc.support_local_part}@{domain}"), "utf-8")
     lines = [
         f"From: {sender}\r\n".encode("ascii"),
-        f"To: {recipient}\r\n".encode("ascii", "replace"),
+        _address_header("To", wire_address(recipient)),
         _header("Subject", f"Auto: {subject}" if subject else "Auto: your message to support"),
         f"Date: {format_datetime(utcnow())}\r\n".encode("ascii"),
         f"Message-ID: {message_id}\r\n".encode("ascii"),

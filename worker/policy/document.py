@@ -75,6 +75,8 @@ class Replies(_Strict):
     # After this long without a successful hand-over an outbox row goes dead-letter.
     max_delivery_hours: float = Field(default=72, gt=0)
     from_name: str = "Support"
+    # The desk's spam filter said spam (X-Spam-Flag, X-Spam-Status, rspamd): decide, no reply.
+    suppress_on_spam_verdict: bool = True
     templates: dict[str, str]
 
     @field_validator("templates")

@@ -10,22 +10,56 @@ follow-up that happens to mention "delivery failed" still reaches its ticket.
 from __future__ import annotations
 
 import re
-from email.utils import parseaddr
 
 from worker.decision import RuleName
+from worker.mail import InboundMail
 from worker.policy.context import RuleContext
 from worker.policy.rules import Verdict
 
+# Phrases only mail systems put in a subject, wherever they stand.
 SUBJECT_SIGNS = re.compile(
-    r"returned mail|undeliver|undelivered|delivery status notification|delivery fail|"
-    r"failure notice|non remis|non[- ]?deliverable|unzustellbar|nicht zustellbar|"
-    r"non recapitabile|mancato recapito|no entregado|onbestelbaar|returned to sender|"
-    r"could not be delivered|message not delivered|mail system error|delivery notification|"
-    r"automatic reply|auto[- ]?reply|out of (?:the )?office|abwesenheit|risposta automatica|"
-    r"r[ée]ponse automatique|respuesta autom[áa]tica|fuera de la oficina|autosvar|"
-    r"vacation|on leave|automatisch antwoord",
+    r"returned mail|delivery status notification|failure notice|non remis|unzustellbar|"
+    r"nicht zustellbar|non recapitabile|mancato recapito|onbestelbaar|"
+    r"automatic reply|auto[- ]?reply|auto-?response|abwesenheit|risposta automatica|"
+    r"r[ée]ponse automatique|respuesta autom[áa]tica|autosvar|automatisch antwoord|"
+    r"automatische antwort|notification d'absence|自动回复|自動回覆|自動応答|"
+    # Feedback-loop complaints outside ARF (Hotmail JMRP: "complaint about message from
+    # <IP>"), list servers' loop alerts, challenge-response requests to verify the sender.
+    r"complaint about message from|loop alert|mail loop detected|unverified email to",
     re.IGNORECASE,
 )
+# Phrases a person also writes ("our fax delivery failed since Monday"): a sign only when
+# they open the subject, as mail systems write them ("Mail delivery failed: returning …").
+LEADING_SUBJECT_SIGNS = re.compile(
+    r"^[\W_]*(?:(?:warning|notice|fwd?|re|aw|sv|tr|wg)\s*:\s*)*[\W_]*"
+    r"(?:(?:mail|message|e-?mail)\s+)?"
+    r"(?:undeliver|delivery fail|delivery notification|non[- ]?deliverable|no entregado|"
+    r"returned to sender|could not be delivered|not delivered|mail system error|"
+    r"out of (?:the )?office|vacation|on leave|fuera de la oficina|absence|"
+    r"please verify|verify your (?:message|e-?mail))",
+    re.IGNORECASE,
+)
+
+
+# Mailers that are programming libraries, not mail clients: what they send is a script's
+# (bulletins, monitoring, web applications), never a person typing at a client.
+SCRIPT_MAILERS = re.compile(r"^\s*(?:microsoft cdo\b|phpmailer\b|php/\d)", re.IGNORECASE)
+
+
+def script_mailer(mail: InboundMail) -> str | None:
+    """The X-Mailer of a scripting library, or ``None``."""
+    mailer = mail.header("X-Mailer") or ""
+    return mailer[:40] if SCRIPT_MAILERS.match(mailer) else None
+
+
+def subject_sign(subject: str) -> str | None:
+    """The phrase that makes a subject read like an automatic notice, or ``None``."""
+    match = SUBJECT_SIGNS.search(subject) or LEADING_SUBJECT_SIGNS.search(subject)
+    if match is None:
+        return None
+    return match.group(0).strip(" :[]*_-")[-60:]
+
+
 SENDER_NAME_SIGNS = re.compile(
     r"mail delivery|mailer[- ]daemon|postmaster|mail administrator|antivirus|delivery system",
     re.IGNORECASE,
@@ -40,13 +74,13 @@ class SuspectedBounce:
         if ctx.reference is not None:
             return Verdict.miss("refers to a ticket")
         subject = ctx.mail.subject
-        match = SUBJECT_SIGNS.search(subject)
-        if match:
-            return Verdict.hit_because(
-                f"subject reads like an automatic notice ({match.group(0)!r})"
-            )
-        name, _ = parseaddr(ctx.mail.header("From") or "")
-        match = SENDER_NAME_SIGNS.search(name)
+        sign = subject_sign(subject)
+        if sign:
+            return Verdict.hit_because(f"subject reads like an automatic notice ({sign!r})")
+        mailer = script_mailer(ctx.mail)
+        if mailer:
+            return Verdict.hit_because(f"sent by a script ({mailer!r})")
+        match = SENDER_NAME_SIGNS.search(ctx.mail.from_name)
         if match:
             return Verdict.hit_because(f"sender name reads like a mail system ({match.group(0)!r})")
         return Verdict.miss("reads like a person's message")

@@ -1,0 +1,101 @@
+"""Real mail nobody on this project wrote: no automated message is answered and no person is
+silenced, on every corpus (figures in the README's "Real-world mail" section)."""
+
+from __future__ import annotations
+
+import email
+import email.iterators
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import make_settings
+from system.real_mail import (
+    Figures,
+    Labelled,
+    cpython_labelled,
+    fetch_sdist,
+    flufl_labelled,
+    mail_parser_mails,
+    measure,
+    talon_replies,
+)
+
+from worker.language import reply_text
+from worker.pipeline import Mailgate
+
+
+@pytest.fixture(scope="module")
+def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mailgate]:
+    instance = Mailgate.open(make_settings(tmp_path_factory.mktemp("real-mail")))
+    yield instance
+    instance.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def talon_corpus() -> list[Labelled]:
+    try:
+        root = fetch_sdist("talon==1.4.4", "talon-1.4.4")
+    except Exception as exc:
+        pytest.skip(f"could not fetch the talon sdist: {exc}")
+    items = talon_replies(root)
+    assert len(items) >= 10
+    return items
+
+
+@pytest.fixture(scope="session")
+def mail_parser_corpus() -> list[Labelled]:
+    try:
+        root = fetch_sdist("mail-parser==4.8.0", "mail_parser-4.8.0")
+    except Exception as exc:
+        pytest.skip(f"could not fetch the mail-parser sdist: {exc}")
+    items = mail_parser_mails(root)
+    assert len(items) >= 20 and all(item.path.is_file() for item in items)
+    return items
+
+
+def assert_right_both_ways(figures: Figures) -> None:
+    print(figures.line())
+    assert figures.automated_answered == []
+    assert figures.people_silenced == 0
+
+
+def test_talon_people_replies_are_all_answered(
+    gate: Mailgate, talon_corpus: list[Labelled]
+) -> None:
+    assert_right_both_ways(measure(gate, "talon standard_replies", talon_corpus))
+
+
+def test_mail_parser_corpus_both_ways(gate: Mailgate, mail_parser_corpus: list[Labelled]) -> None:
+    figures = measure(gate, "mail-parser tests/mails", mail_parser_corpus)
+    assert_right_both_ways(figures)
+    assert figures.counts["person"] >= 5 and figures.counts["automated"] >= 4
+
+
+def test_flufl_bounce_corpus_both_ways(gate: Mailgate, flufl_bounces: list[Path]) -> None:
+    assert_right_both_ways(measure(gate, "flufl.bounce", flufl_labelled(flufl_bounces)))
+
+
+def test_cpython_corpus_automated_never_answered(
+    gate: Mailgate, cpython_email_corpus: list[Path]
+) -> None:
+    figures = measure(gate, "CPython test_email", cpython_labelled(cpython_email_corpus))
+    assert_right_both_ways(figures)
+    assert figures.counts["automated"] >= 3
+    # The filter is not simply "never reply": the corpus' ordinary messages are answered.
+    assert figures.answered.get("other")
+
+
+def test_talon_reply_text_cuts_quotes_of_every_client(talon_corpus: list[Labelled]) -> None:
+    """talon's expected reply text ("Hello", or its *_reply_text file) is what the language
+    rule reads: quote headers of a dozen clients (wrapped, Russian, bottom-posted) are cut.
+    Signatures are dropped on purpose, so only the first line of an expected text counts."""
+    for item in talon_corpus:
+        message = email.message_from_bytes(item.path.read_bytes())
+        part = next(email.iterators.typed_subpart_iterator(message, "text", "plain"))
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        text = payload.decode(part.get_content_charset() or "utf-8", "replace")
+        expected_file = item.path.with_name(item.path.stem + "_reply_text")
+        expected = expected_file.read_text().strip() if expected_file.exists() else "Hello"
+        assert reply_text(text) == expected.splitlines()[0].strip(), item.path.name
