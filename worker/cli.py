@@ -362,6 +362,11 @@ def decisions(
     channel: Annotated[str | None, typer.Option(help="smtp, lmtp, imap, pipe, replay")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    public_id: Annotated[
+        str | None, typer.Option("--id", help="The id from the SMTP answer (queued as …).")
+    ] = None,
+    rejected: Annotated[bool, typer.Option("--rejected", help="Every rejection.")] = False,
+    before: Annotated[int | None, typer.Option(help="Only older than this seq (paging).")] = None,
 ) -> None:
     """The decision log, with the delivery state of each automatic reply."""
     from sqlmodel import Session
@@ -382,6 +387,9 @@ def decisions(
         ticket=ticket,
         channel=channel,
         limit=limit,
+        public_id=public_id,
+        rejected=rejected,
+        before=before,
     )
     cfg = settings()
     gate = open_gate(cfg)
@@ -389,6 +397,7 @@ def decisions(
         found = find_decisions(session, wanted)
     columns = (
         "seq",
+        "public_id",
         "received_at",
         "decision",
         "rule",
@@ -414,7 +423,7 @@ def decisions(
         writer.writeheader()
         writer.writerows(records)
     else:
-        shown = columns[:11]
+        shown = columns[:12]
         table = Table(*shown)
         for record in records:
             table.add_row(*(str(record[c] or "-") for c in shown))

@@ -42,6 +42,7 @@ class Decision:
     seq: int | None = None
     duplicate_of: int | None = None
     outbox_ids: list[int] = field(default_factory=list)
+    public_id: str | None = None  # the opaque reference in the SMTP answer
 
     def as_dict(self) -> dict[str, Any]:
         received = self.received_at.astimezone(UTC).isoformat(timespec="microseconds")
@@ -62,4 +63,5 @@ class Decision:
             "id": self.id,
             "seq": self.seq,
             "duplicate_of": self.duplicate_of,
+            "public_id": self.public_id,
         }

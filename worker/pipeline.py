@@ -27,6 +27,7 @@ from worker.outbox import spool_pending
 from worker.policy.chain import run_chain
 from worker.policy.context import RuleContext
 from worker.policy.document import Policy, PolicySet
+from worker.private import tighten
 from worker.recorder import Recorder
 from worker.replies import ReplyPlan, build_reply, plan_reply
 from worker.settings import Settings
@@ -82,6 +83,7 @@ class Mailgate:
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Mailgate:
         policies = PolicySet.load(settings.policy_dir)
+        tighten(settings.data_dir)  # before anything in it is opened
         engine = make_engine(settings.effective_database_url, settings.db_busy_timeout)
         if migrate_schema:
             try:

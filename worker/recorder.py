@@ -27,6 +27,7 @@ from worker.audit import row_digest
 from worker.clock import utcnow
 from worker.decision import Decision
 from worker.errors import TransientError
+from worker.public_id import new_public_id
 from worker.replies import ReplyPlan
 from worker.store.db import transaction, writer_turn
 from worker.store.repository import StoreDirectory, claim_reply_slot, lock_chain_head, store_raw
@@ -156,10 +157,11 @@ class Recorder:
         }
         digest = row_digest(position.digest, fields)
         connection = session.connection()
+        public_id = new_public_id()
         try:
             decision_id = connection.execute(
                 insert(DECISION)
-                .values(**fields, prev_digest=position.digest, digest=digest)
+                .values(**fields, public_id=public_id, prev_digest=position.digest, digest=digest)
                 .returning(DECISION.c.id)
             ).scalar_one()
         except sqlalchemy.exc.IntegrityError as exc:
@@ -188,6 +190,7 @@ class Recorder:
         position.seq, position.digest = fields["seq"], digest
         decision.outbox_ids = outbox_ids
         decision.id, decision.seq = decision_id, fields["seq"]
+        decision.public_id = public_id
         return decision
 
 

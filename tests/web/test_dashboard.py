@@ -14,7 +14,7 @@ from helpers import RunningServer, add_standard_tickets, fixture_bytes, make_set
 
 from worker.pipeline import Mailgate
 
-TOKEN = "dashboard-token"
+TOKEN = "dashboard-token-0123456789abcdef"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
     "--headless",

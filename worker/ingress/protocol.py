@@ -99,6 +99,13 @@ class LimitedMixin:
         finally:
             deadline.cancel()
 
+    async def push(self, status: Any) -> None:
+        # aiosmtpd composes some replies itself (oversize, bad syntax, sequence errors);
+        # they leave as the named answers of worker.ingress.answers.
+        if isinstance(status, str):
+            status = answers.translate(status)
+        await super().push(status)  # type: ignore[misc]
+
     def _data_expired(self) -> None:
         transport = getattr(self, "transport", None)
         if transport is None or transport.is_closing():

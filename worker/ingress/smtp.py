@@ -42,6 +42,13 @@ class GateHandler:
         self.idle = asyncio.Event()
         self.idle.set()
 
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return answers.OK_SENDER
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
@@ -74,7 +81,7 @@ class GateHandler:
                 lambda: self.gate.ingest(raw, inbound, reject_in_dialogue=in_dialogue),
             )
         except Exception:
-            log.exception("ingest_failed", channel=self.channel, peer=str(session.peer))
+            log.exception("ingest_failed", channel=self.channel)
             return _repeat(answers.TEMPFAIL, count)
         finally:
             self.in_flight -= 1
@@ -84,9 +91,9 @@ class GateHandler:
             self.on_outbox()
         if decision.reply["status"] == "smtp_rejected":
             policy = self.gate.policies.by_id(decision.policy or "")
-            portal = policy.document.portal_url if policy else "the support portal"
-            return _repeat(answers.rejected_in_dialogue(portal), count)
-        return _repeat(answers.accepted(decision.decision, decision.id), count)
+            text = policy.smtp_reject_text(decision.decision) if policy else None
+            return _repeat(answers.rejected_in_dialogue(text), count)
+        return _repeat(answers.accepted(decision.public_id), count)
 
     async def handle_PROXY(self, server: Any, session: Any, envelope: Any, proxy_data: Any) -> bool:
         """With MAILGATE_PROXY_PROTOCOL, a valid PROXY header admits the session."""

@@ -82,6 +82,8 @@ class Replies(_Strict):
     max_delivery_hours: float = Field(default=72, gt=0)
     from_name: str = "Support"
     templates: dict[str, str]
+    # MAILGATE_REJECT_MODE=smtp: the 550 text per rejection (``$portal_url`` is filled in).
+    smtp_reject: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("templates")
     @classmethod
@@ -89,6 +91,20 @@ class Replies(_Strict):
         for decision in value:
             if decision not in REPLY_DECISIONS:
                 raise ValueError(f"no reply is defined for decision {decision!r}")
+        return value
+
+    @field_validator("smtp_reject")
+    @classmethod
+    def _one_line_per_rejection(cls, value: dict[str, str]) -> dict[str, str]:
+        for decision, text in value.items():
+            if not decision.startswith("rejected_") or decision not in REPLY_DECISIONS:
+                raise ValueError(f"{decision!r} is not a rejection")
+            if not text.strip() or any(c in text for c in "\r\n") or not text.isascii():
+                raise ValueError(f"{decision}: expected one line of ASCII text")
+        # A stranger must not tell an unknown ticket from somebody else's.
+        twins = {value.get("rejected_unknown_ticket"), value.get("rejected_unauthorized_sender")}
+        if len(twins) > 1:
+            raise ValueError("rejected_unknown_ticket and rejected_unauthorized_sender differ")
         return value
 
 
@@ -125,6 +141,13 @@ class Policy:
     @property
     def id(self) -> str:
         return self.document.id
+
+    def smtp_reject_text(self, decision: str) -> str | None:
+        """The 550 text for ``decision`` in MAILGATE_REJECT_MODE=smtp, or None."""
+        text = self.document.replies.smtp_reject.get(decision)
+        if text is None:
+            return None
+        return string.Template(text).safe_substitute(portal_url=self.document.portal_url)
 
     def render(self, decision: str, **values: str) -> str | None:
         template = self.templates.get(decision)
