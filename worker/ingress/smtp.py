@@ -45,6 +45,9 @@ class GateHandler:
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
+        # Same check and answer as RCPT: one syntax code for a bad address, wherever it is.
+        if address and not normalize_address(address):
+            return answers.BAD_ADDRESS
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return answers.OK_SENDER

@@ -91,6 +91,10 @@ class Replies(_Strict):
         for decision in value:
             if decision not in REPLY_DECISIONS:
                 raise ValueError(f"no reply is defined for decision {decision!r}")
+        # Unknown and somebody else's ticket get one text: the reply is no oracle.
+        twins = {value.get("rejected_unknown_ticket"), value.get("rejected_unauthorized_sender")}
+        if len(twins) > 1:
+            raise ValueError("rejected_unknown_ticket and rejected_unauthorized_sender differ")
         return value
 
     @field_validator("smtp_reject")
