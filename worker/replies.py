@@ -89,8 +89,6 @@ def _header(name: str, value: str) -> bytes:
     return f"{name}: {encoded}\r\n".encode("ascii")
 
 
-
-
 def build_reply(
     *,
     decision: str,
