@@ -20,6 +20,7 @@ from worker.clock import utcnow
 from worker.ingress import answers
 from worker.mail import Envelope, domain_of, normalize_address
 from worker.pipeline import Mailgate
+from worker.web.metrics import TEMPFAILS
 
 log = structlog.get_logger("mailgate.smtp")
 
@@ -85,6 +86,7 @@ class GateHandler:
             )
         except Exception:
             log.exception("ingest_failed", channel=self.channel)
+            TEMPFAILS.labels(channel=self.channel).inc()
             return _repeat(answers.TEMPFAIL, count)
         finally:
             self.in_flight -= 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func
@@ -31,6 +31,16 @@ DECISION_SECONDS = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=None,
 )
+
+# Every 451 4.3.0 after DATA: the rate ops alert on (per process; Prometheus sums them).
+TEMPFAILS = Counter(
+    "mailgate_smtp_tempfail",
+    "Messages answered 451 4.3.0 (not accepted, the client retries)",
+    labelnames=["channel"],
+    registry=None,
+)
+for _channel in ("smtp", "lmtp"):
+    TEMPFAILS.labels(channel=_channel)  # a series from the first scrape, for rate()
 
 
 class StoreCollector(Collector):
@@ -119,4 +129,5 @@ def registry_for(engine: Engine, imap_lag: Callable[[], dict[str, int]]) -> Coll
     registry = CollectorRegistry()
     registry.register(StoreCollector(engine, imap_lag))
     registry.register(DECISION_SECONDS)
+    registry.register(TEMPFAILS)
     return registry
