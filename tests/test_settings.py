@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from helpers import cli_env
 
 from worker.errors import ConfigError
 from worker.settings import load_settings
@@ -110,3 +113,18 @@ def test_generated_secret_is_private_whatever_the_umask(tmp_path: Path) -> None:
         os.umask(previous)
     assert (tmp_path / "var" / "reply-secret").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "var").stat().st_mode & 0o777 == 0o700
+
+
+def test_placeholder_secret_stops_serve_with_one_line(tmp_path: Path) -> None:
+    env = cli_env(
+        str(tmp_path / "var"),
+        MAILGATE_REPLY_SECRET=_env_example("MAILGATE_REPLY_SECRET"),
+        MAILGATE_SMTP_LISTEN="127.0.0.1:0",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "serve"], env=env, capture_output=True, timeout=120
+    )
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 78
+    assert len(lines) == 1 and "MAILGATE_REPLY_SECRET" in lines[0], lines
+    assert not (tmp_path / "var").exists(), "stopped before touching the data dir"
