@@ -175,6 +175,8 @@ def test_library_replies_are_named_answers(tmp_path: Path) -> None:
                 b"DATA\r\n",
                 b"Subject: x\r\n\r\n" + (b"y" * 70 + b"\r\n") * 20 + b".\r\n",
                 b"RSET\r\n",
+                b"MAIL FROM:<>\r\n",  # the null sender of bounces is a valid address
+                b"RSET\r\n",
                 b"DATA\r\n",
                 b"BOGUS\r\n",
             ],
@@ -191,6 +193,8 @@ def test_library_replies_are_named_answers(tmp_path: Path) -> None:
         answers.OK_RECIPIENT.encode(),
         answers.START_DATA.encode(),
         b"552 5.3.4 Message too big for this system",
+        answers.OK.encode(),
+        answers.OK_SENDER.encode(),
         answers.OK.encode(),
         answers.BAD_SEQUENCE.encode(),
         answers.BAD_COMMAND.encode(),

@@ -47,7 +47,7 @@ class GateHandler:
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
         # Same check and answer as RCPT: one syntax code for a bad address, wherever it is.
-        if address and not normalize_address(address):
+        if address not in ("", "<>") and not normalize_address(address):  # <>: null sender
             return answers.BAD_ADDRESS
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
