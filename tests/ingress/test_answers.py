@@ -72,14 +72,13 @@ def probe(number: str, message_id: str) -> bytes:
 
 
 def dialogue(port: int, lines: list[bytes]) -> list[bytes]:
-    """Send each line and read one reply line per line (after the greeting and EHLO)."""
+    """The greeting, then one reply line per line sent (after EHLO)."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         reader = sock.makefile("rb")
-        reader.readline()
+        replies = [reader.readline().rstrip(b"\r\n")]
         sock.sendall(b"EHLO client.example\r\n")
         while reader.readline()[3:4] == b"-":
             pass
-        replies = []
         for line in lines:
             sock.sendall(line)
             replies.append(reader.readline().rstrip(b"\r\n"))
@@ -184,6 +183,9 @@ def test_library_replies_are_named_answers(tmp_path: Path) -> None:
     finally:
         running.stop()
         gate.engine.dispose()
+    greeting = replies.pop(0)
+    assert greeting.startswith(b"220 ") and greeting.endswith(b" ESMTP ready")
+    assert b"Python" not in greeting and b"aiosmtpd" not in greeting
     assert replies == [
         answers.BAD_ADDRESS.encode(),
         answers.TOO_BIG.encode(),

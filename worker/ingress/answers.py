@@ -11,6 +11,7 @@ gets one syntax code and oversize mail ``552 5.3.4``, whichever layer noticed.
 
 from __future__ import annotations
 
+GREETING = "ESMTP ready"  # after "220 <hostname> "; aiosmtpd would name itself and its version
 OK = "250 2.0.0 Ok"
 OK_SENDER = "250 2.1.0 Sender ok"
 OK_RECIPIENT = "250 2.1.5 Recipient ok"

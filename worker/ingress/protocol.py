@@ -118,10 +118,12 @@ class LimitedMixin:
 class GateSMTP(LimitedMixin, SMTP):
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         self.limits = limits
+        kwargs.setdefault("ident", answers.GREETING)  # not aiosmtpd's name and version
         super().__init__(*args, **kwargs)
 
 
 class GateLMTP(LimitedMixin, LMTP):
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         self.limits = limits
+        kwargs.setdefault("ident", answers.GREETING)
         super().__init__(*args, **kwargs)
