@@ -40,6 +40,10 @@ def tighten(data_dir: Path) -> int:
     if not data_dir.exists():
         private_directory(data_dir)
         return 0
+    if data_dir.stat().st_mode & 0o077 == 0:
+        # Nobody else can enter it, so nothing inside is readable to them: no walk over a
+        # large spool on every `mailgate ingest`. Older versions left it 0755.
+        return 0
     changed = 0
     for path in [data_dir, *data_dir.rglob("*")]:
         if path.is_symlink():

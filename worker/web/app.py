@@ -82,8 +82,8 @@ def decision_filter(query: Mapping[str, str]) -> DecisionFilter:
     since = parse_when(query["since"]) if query.get("since") else None
     until = parse_when(query["until"]) if query.get("until") else None
     before = int(query["before"]) if query.get("before") else None
-    limit = int(query.get("limit") or "100")
-    if not 1 <= limit <= 1000:
+    limit = min(int(query.get("limit") or "100"), 1000)
+    if limit < 1:
         raise ValueError("limit: expected 1 to 1000")
     return DecisionFilter(
         since=since,
@@ -184,10 +184,10 @@ class Web:
     def _decisions(self, wanted: DecisionFilter) -> dict[str, Any]:
         with Session(self.gate.read_engine) as session:
             found = find_decisions(session, wanted)
-        return {
-            "decisions": [row_json(row, delivery) for row, delivery in found],
-            "next": next_cursor(found, wanted),
-        }
+            return {
+                "decisions": [row_json(row, delivery) for row, delivery in found],
+                "next": next_cursor(found, wanted),
+            }
 
     async def decision(self, request: web.Request) -> web.Response:
         found = await self.blocking(self._decision, int(request.match_info["id"]))
