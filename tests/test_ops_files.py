@@ -70,6 +70,17 @@ def test_promtool_accepts_the_alert_rules() -> None:
     assert "SUCCESS: 6 rules found" in result.stdout
 
 
+def test_alerts_fire_on_the_series_mailgate_exposes() -> None:
+    """promtool's rule unit tests: dead letter, 451 rate and outbox age fire; calm stays calm."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: scripts/test installs Debian's prometheus package"
+    unit = Path(__file__).parent / "fixtures" / "alerts_test.yml"
+    result = subprocess.run(
+        [promtool, "test", "rules", str(unit)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
+
+
 def test_alerts_watch_only_exposed_metrics(exposed: set[str]) -> None:
     # No YAML parser among our dependencies; promtool above has parsed it, comments aside.
     text = "\n".join(
