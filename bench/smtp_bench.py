@@ -53,7 +53,7 @@ def start_mailgate(port: int, data_dir: Path, workers: int) -> subprocess.Popen[
         "MAILGATE_DATA_DIR": str(data_dir),
         "MAILGATE_POLICY_DIR": str(ROOT / "policies"),
         "MAILGATE_SMTP_LISTEN": f"127.0.0.1:{port}",
-        "MAILGATE_REPLY_SECRET": "bench",
+        "MAILGATE_REPLY_SECRET": "bench-secret-0123456789abcdef0123456789",
         "MAILGATE_LOG_LEVEL": "info",
     }
     mailgate = [PYTHON, "-m", "worker"]

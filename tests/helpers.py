@@ -22,7 +22,7 @@ CACHE = ROOT / ".cache"
 PG_ADMIN_URL = os.environ.get(
     "MAILGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-SECRET = "test-secret-please-rotate"
+SECRET = "test-secret-please-rotate-0123456789abcdef"
 
 
 def fixture_bytes(name: str) -> bytes:

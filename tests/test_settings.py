@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from helpers import cli_env
 
 from worker.errors import ConfigError
 from worker.settings import load_settings
@@ -54,3 +58,73 @@ def test_generated_reply_secret_is_stable(tmp_path: Path) -> None:
     first = settings.resolved_reply_secret()
     assert first == settings.resolved_reply_secret() and len(first) == 64
     assert (tmp_path / "var" / "reply-secret").stat().st_mode & 0o777 == 0o600
+
+
+def _env_example(name: str) -> str:
+    example = Path(__file__).parent.parent / "deploy" / "env.example"
+    for line in example.read_text(encoding="utf-8").splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1]
+    raise AssertionError(f"{name} not in deploy/env.example")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("reply_secret", "x" * 31, "at least 32"),
+        ("reply_secret", _env_example("MAILGATE_REPLY_SECRET"), "placeholder"),
+        ("reply_secret", "change-me-to-a-long-random-string", "placeholder"),
+        ("api_token", "y" * 23, "at least 24"),
+        ("api_token", _env_example("MAILGATE_API_TOKEN"), "placeholder"),
+    ],
+)
+def test_weak_secrets_stop_start_up(name: str, value: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=f"MAILGATE_{name.upper()}: .*{problem}"):
+        load_settings(**{name: value})
+
+
+def test_secrets_of_the_minimum_length_are_taken() -> None:
+    settings = load_settings(reply_secret="s" * 32, api_token="t" * 24)
+    assert settings.resolved_reply_secret() == b"s" * 32 and settings.api_token == "t" * 24
+
+
+def test_secret_files_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret, token = tmp_path / "secret", tmp_path / "token"
+    secret.write_text("r" * 40 + "\n")
+    token.write_text("a" * 30 + "\n")
+    monkeypatch.setenv("MAILGATE_REPLY_SECRET_FILE", str(secret))
+    monkeypatch.setenv("MAILGATE_API_TOKEN_FILE", str(token))
+    settings = load_settings()
+    secret.write_text("changed afterwards" * 3)
+    assert settings.resolved_reply_secret() == b"r" * 40 and settings.api_token == "a" * 30
+    token.write_text("short")
+    with pytest.raises(ConfigError, match="MAILGATE_API_TOKEN: 5 characters"):
+        load_settings()
+    monkeypatch.setenv("MAILGATE_API_TOKEN_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="MAILGATE_API_TOKEN_FILE: cannot read"):
+        load_settings()
+
+
+def test_generated_secret_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        load_settings(data_dir=tmp_path / "var", reply_secret=None).resolved_reply_secret()
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "var" / "reply-secret").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "var").stat().st_mode & 0o777 == 0o700
+
+
+def test_placeholder_secret_stops_serve_with_one_line(tmp_path: Path) -> None:
+    env = cli_env(
+        str(tmp_path / "var"),
+        MAILGATE_REPLY_SECRET=_env_example("MAILGATE_REPLY_SECRET"),
+        MAILGATE_SMTP_LISTEN="127.0.0.1:0",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "worker", "serve"], env=env, capture_output=True, timeout=120
+    )
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 78
+    assert len(lines) == 1 and "MAILGATE_REPLY_SECRET" in lines[0], lines
+    assert not (tmp_path / "var").exists(), "stopped before touching the data dir"

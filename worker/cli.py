@@ -263,6 +263,11 @@ def decisions(
     channel: Annotated[str | None, typer.Option(help="smtp, lmtp, imap, pipe, replay")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    public_id: Annotated[
+        str | None, typer.Option("--id", help="The id from the SMTP answer (queued as …).")
+    ] = None,
+    rejected: Annotated[bool, typer.Option("--rejected", help="Every rejection.")] = False,
+    before: Annotated[int | None, typer.Option(help="Only older than this seq (paging).")] = None,
 ) -> None:
     """The decision log, with the delivery state of each automatic reply."""
     from worker.console import print_decisions
@@ -284,6 +289,9 @@ def decisions(
         ticket=ticket,
         channel=channel,
         limit=limit,
+        public_id=public_id,
+        rejected=rejected,
+        before=before,
     )
     print_decisions(open_gate(settings()).read_engine, wanted, fmt)
 

@@ -29,6 +29,7 @@ out = Console(highlight=False, soft_wrap=True)
 
 DECISION_COLUMNS = (
     "seq",
+    "public_id",
     "received_at",
     "decision",
     "rule",
@@ -41,7 +42,7 @@ DECISION_COLUMNS = (
     "channel",
     "message_id",
 )
-TABLE_COLUMNS = DECISION_COLUMNS[:11]
+TABLE_COLUMNS = DECISION_COLUMNS[:12]
 
 
 def print_json(value: dict[str, Any]) -> None:

@@ -139,6 +139,7 @@ class Decision:
     # For a duplicate: the name of the decision it repeats, so that a transport (IMAP moving
     # it to its folder) needs no query. Not stored: ``duplicate_of`` points at the row.
     original_decision: str | None = None
+    public_id: str | None = None  # the opaque reference in the SMTP answer
 
     def as_dict(self) -> dict[str, Any]:
         received = self.received_at.astimezone(UTC).isoformat(timespec="microseconds")
@@ -159,6 +160,7 @@ class Decision:
             "id": self.id,
             "seq": self.seq,
             "duplicate_of": self.duplicate_of,
+            "public_id": self.public_id,
         }
 
 

@@ -28,6 +28,7 @@ from sqlmodel import col, select
 
 from worker.clock import utcnow
 from worker.forwarding import SIGNATURE_HEADER, sign
+from worker.logs import without_addresses
 from worker.mail import wire_address
 from worker.oauth import TokenError, TokenManager
 from worker.oauth.login import smtp_login
@@ -144,7 +145,8 @@ class Dispatcher:
             decision_id=row.decision_id,
             kind=row.kind,
             attempts=row.attempts,
-            detail=detail[:200],
+            # A relay's refusal often quotes the recipient; only the decision line names it.
+            detail=without_addresses(detail[:200]),
             message_id=row.message_id,
         )
 

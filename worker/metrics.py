@@ -7,7 +7,7 @@ imports from the HTTP side.
 
 from __future__ import annotations
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 DECISION_SECONDS = Histogram(
     "mailgate_decision_seconds",
@@ -15,3 +15,13 @@ DECISION_SECONDS = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=None,
 )
+
+# Every 451 4.3.0 after DATA: the rate ops alert on (per process; Prometheus sums them).
+TEMPFAILS = Counter(
+    "mailgate_smtp_tempfail",
+    "Messages answered 451 4.3.0 (not accepted, the client retries)",
+    labelnames=["channel"],
+    registry=None,
+)
+for _channel in ("smtp", "lmtp", "milter"):
+    TEMPFAILS.labels(channel=_channel)  # a series from the first scrape, for rate()

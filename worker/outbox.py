@@ -16,6 +16,7 @@ from sqlmodel import col, select
 
 from worker.clock import utcnow
 from worker.decision import OutboxKind
+from worker.private import open_private, private_directory
 from worker.store.db import transaction
 from worker.store.models import OutboxRow
 
@@ -28,7 +29,7 @@ def spool_file(directory: Path, row_id: int) -> Path:
 
 def spool_pending(engine: Engine, directory: Path, ids: list[int] | None = None) -> int:
     """Write queued rows (all, or just ``ids``) to the spool; returns how many were written."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_directory(directory)
     written = 0
     with transaction(engine) as session:
         statement = select(OutboxRow).where(
@@ -43,7 +44,7 @@ def spool_pending(engine: Engine, directory: Path, ids: list[int] | None = None)
             temporary = target.with_suffix(".tmp")
             envelope = f"X-Mailgate-Envelope-From: <{row.mail_from}>\r\n"
             envelope += f"X-Mailgate-Envelope-To: <{row.rcpt_to}>\r\n"
-            with temporary.open("wb") as handle:
+            with os.fdopen(open_private(temporary), "wb") as handle:
                 handle.write(envelope.encode() + row.body)
                 handle.flush()
                 os.fsync(handle.fileno())

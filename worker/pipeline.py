@@ -36,6 +36,7 @@ from worker.policy.chain import ChainResult, describe, run_chain
 from worker.policy.context import RuleContext
 from worker.policy.document import Policy, PolicySet, reply_windows
 from worker.policy.reference import resolve
+from worker.private import tighten
 from worker.recorder import Recorder
 from worker.replies import build_reply, plan_reply
 from worker.settings import Settings
@@ -78,6 +79,7 @@ class Mailgate:
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Mailgate:
         policies = PolicySet.load(settings.policy_dir)
+        tighten(settings.data_dir)  # before anything in it is opened
         engine = make_engine(settings.effective_database_url, settings.db_busy_timeout)
         if migrate_schema:
             try:

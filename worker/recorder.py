@@ -36,6 +36,7 @@ from worker.decision import (
     RuleName,
 )
 from worker.errors import TransientError
+from worker.public_id import new_public_id
 from worker.store.db import transaction, writer_turn
 from worker.store.repository import StoreDirectory, claim_reply_slot, lock_chain_head, store_raw
 
@@ -131,10 +132,11 @@ class Recorder:
         fields = _decision_fields(decision, pending.dedup_key, position.seq + 1, now)
         digest = row_digest(position.digest, fields)
         connection = session.connection()
+        public_id = new_public_id()
         try:
             decision_id = connection.execute(
                 insert(DECISION)
-                .values(**fields, prev_digest=position.digest, digest=digest)
+                .values(**fields, public_id=public_id, prev_digest=position.digest, digest=digest)
                 .returning(DECISION.c.id)
             ).scalar_one()
         except sqlalchemy.exc.IntegrityError as exc:
@@ -144,6 +146,7 @@ class Recorder:
         ]
         position.seq, position.digest = fields["seq"], digest
         decision.id, decision.seq = decision_id, fields["seq"]
+        decision.public_id = public_id
         return decision
 
 

@@ -30,6 +30,11 @@ ADDRESS_HEADERS = ("To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc")
 _SAFE_MSGID = re.compile(r"^<[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[A-Za-z0-9.\-\[\]:]{1,250}>$")
 
 
+# One face for both: a stranger probing ticket numbers learns nothing from the reply.
+NOT_A_FOLLOWUP = (DecisionName.REJECTED_UNKNOWN_TICKET, DecisionName.REJECTED_UNAUTHORIZED_SENDER)
+NOT_A_FOLLOWUP_REASON = "rejected_not_a_followup"
+
+
 def plan_reply(
     decision: str,
     mail: InboundMail,
@@ -62,7 +67,10 @@ def plan_reply(
     if trusted_authserv_id and not sender_authenticated(mail, envelope_from, trusted_authserv_id):
         # Backscatter guard: a forged envelope sender would receive our reply.
         return ReplyPlan(ReplyStatus.SUPPRESSED, "unauthenticated_sender")
-    return ReplyPlan(ReplyStatus.QUEUED, decision, envelope_from)
+    # The twins share one rate-limit slot too: a reply to one probe and silence after the
+    # next would tell which kind each ticket number is.
+    reason = NOT_A_FOLLOWUP_REASON if decision in NOT_A_FOLLOWUP else decision
+    return ReplyPlan(ReplyStatus.QUEUED, reason, envelope_from)
 
 
 def _header(name: str, value: str) -> bytes:
@@ -94,6 +102,8 @@ def build_reply(
     stripped of control characters, and the Message-IDs are checked against a strict form.
     """
     subject = clean_text(mail.subject, 200)
+    if decision in NOT_A_FOLLOWUP:
+        ticket = None  # nothing that tells an unknown ticket from somebody else's
     body = policy.render(decision, ticket=ticket or "", subject=subject)
     assert body is not None
     doc = policy.document
@@ -115,7 +125,8 @@ def build_reply(
         lines.append(f"In-Reply-To: {original}\r\n".encode("ascii"))
         chain = [*references[-10:], original]
         lines.append(("References: " + "\r\n ".join(chain) + "\r\n").encode("ascii"))
-    lines.append(f"X-Mailgate-Decision: {decision}\r\n".encode("ascii"))
+    shown = NOT_A_FOLLOWUP_REASON if decision in NOT_A_FOLLOWUP else decision
+    lines.append(f"X-Mailgate-Decision: {shown}\r\n".encode("ascii"))
     lines.append(b"MIME-Version: 1.0\r\n")
     lines.append(b'Content-Type: text/plain; charset="utf-8"\r\n')
     text = body.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")

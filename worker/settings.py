@@ -8,6 +8,7 @@ start-up fails with one line instead of a traceback.
 
 from __future__ import annotations
 
+import os
 import secrets
 import ssl
 import tomllib
@@ -22,6 +23,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from worker.errors import ConfigError
 
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+MIN_REPLY_SECRET = 32
+MIN_API_TOKEN = 24
+# Values anyone who read the repository knows: deploy/env.example's, and the one it used to ship.
+PLACEHOLDER_MARKS = ("change-me", "replace-me")
 
 
 def _split_hostport(value: str, name: str) -> tuple[str, int]:
@@ -56,6 +61,7 @@ class Settings(BaseSettings):
     support_domains: list[str] | None = None
     relay_url: str | None = None
     reply_secret: str | None = None
+    reply_secret_file: Path | None = None
     imap_url: list[str] | None = None
     imap_processed: str = "Processed"
     imap_rejected: str = "Rejected"
@@ -66,6 +72,7 @@ class Settings(BaseSettings):
     trusted_authserv_id: str | None = None
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
     api_token: str | None = None
+    api_token_file: Path | None = None
     smtp_idle_timeout: float = Field(default=300, gt=0)
     smtp_data_timeout: float = Field(default=600, gt=0)
     smtp_max_connections: int = Field(default=200, gt=0)
@@ -92,6 +99,20 @@ class Settings(BaseSettings):
     oauth_refresh_token_file: Path | None = None
     oauth_scope: str | None = None
     oauth_secret_expires: date | None = None
+
+    @model_validator(mode="after")
+    def _secrets(self) -> Settings:
+        """Read the ``_FILE`` variants once, then refuse short or well-known secrets.
+
+        ConfigError (not ValueError) so that the one line names the setting itself.
+        """
+        if self.reply_secret_file is not None:
+            self.reply_secret = _read_secret_file(self.reply_secret_file, "REPLY_SECRET")
+        if self.api_token_file is not None:
+            self.api_token = _read_secret_file(self.api_token_file, "API_TOKEN")
+        _check_secret(self.reply_secret, "MAILGATE_REPLY_SECRET", MIN_REPLY_SECRET)
+        _check_secret(self.api_token, "MAILGATE_API_TOKEN", MIN_API_TOKEN)
+        return self
 
     @field_validator("support_domains", mode="before")
     @classmethod
@@ -235,15 +256,38 @@ class Settings(BaseSettings):
         try:
             return path.read_bytes().strip()
         except FileNotFoundError:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # see worker.private
             key = secrets.token_hex(32).encode()
             try:
-                with path.open("xb") as handle:
-                    handle.write(key)
-                path.chmod(0o600)
+                # Created 0600 whatever the umask: O_EXCL with an explicit mode.
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
                 return path.read_bytes().strip()
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(key)
             return key
+
+
+def _read_secret_file(path: Path, name: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(
+            f"bad setting MAILGATE_{name}_FILE: cannot read {path}: {reason}"
+        ) from None
+
+
+def _check_secret(value: str | None, name: str, minimum: int) -> None:
+    if not value:  # unset: a generated reply secret, or a closed API
+        return
+    if any(mark in value.lower() for mark in PLACEHOLDER_MARKS):
+        raise ConfigError(f"bad setting {name}: still the placeholder from deploy/env.example")
+    if len(value) < minimum:
+        raise ConfigError(
+            f"bad setting {name}: {len(value)} characters, at least {minimum} needed "
+            "(e.g. openssl rand -hex 32)"
+        )
 
 
 def _url(value: str | None, schemes: tuple[str, ...], expected: str) -> str | None:

@@ -103,7 +103,8 @@ def test_answers_per_decision_on_one_connection(
     milter_gate: tuple[Mailgate, RunningServer],
 ) -> None:
     """Follow-up: headers then continue; auto-reply: discard; new ticket: 550 5.7.1; repeat:
-    discard as duplicate; two From headers: quarantine. One connection, five messages."""
+    decided as duplicate and refused again (the MTA may not have heard the first answer); two
+    From headers: quarantine. One connection, five messages."""
     gate, server = milter_gate
     client = MilterClient(("127.0.0.1", server.port("milter")))
     assert client.negotiated[1] == mp.ADD_HEADERS | mp.QUARANTINE_ACTION
@@ -126,7 +127,7 @@ def test_answers_per_decision_on_one_connection(
     assert all(line.startswith("550-5.7.1 ") for line in lines[:-1]) and len(lines) > 2
     assert lines[0] == "550-5.7.1 Your message was not turned into a support ticket."
     again = client.message("alice@customer.example", ["support@wildix.com"], new)
-    assert again == [(mp.DISCARD, b"")]
+    assert again == [(command, reply)], "a repeat is answered as the original was"
     forged = new.replace(b"From: Alice", b"From: mallory@evil.example\nFrom: Alice")
     forged = with_headers(forged, Message_ID="<forged@customer.example>")
     held = client.message("alice@customer.example", ["support@wildix.com"], forged)
@@ -141,6 +142,22 @@ def test_answers_per_decision_on_one_connection(
     ]
     rows = gate.engine.connect().execute(text("SELECT COUNT(*) FROM outbox")).scalar()
     assert rows == 0  # the rejection was said in the dialogue: no automatic reply
+
+
+def test_a_repeated_followup_is_delivered_not_discarded(
+    milter_gate: tuple[Mailgate, RunningServer],
+) -> None:
+    """The MTA repeats a follow-up whose answer it never heard: decided once (the repeat is
+    a duplicate), and the repeat still continues to the desk with the headers."""
+    gate, server = milter_gate
+    client = MilterClient(("127.0.0.1", server.port("milter")))
+    raw = fixture_bytes("followup_subject_tag.eml")
+    first = client.message("bob@partner.example", ["support@wildix.com"], raw)
+    again = client.message("bob@partner.example", ["support@wildix.com"], raw)
+    client.close()
+    assert first[-1] == (mp.CONTINUE, b"")
+    assert again == first
+    assert decided(gate) == [("accepted_followup", "milter"), ("duplicate", "milter")]
 
 
 def test_other_domains_pass_unread_and_unrecorded(

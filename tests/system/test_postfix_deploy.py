@@ -89,7 +89,7 @@ def test_env_example_names_every_setting_support_domains_first() -> None:
     assert set(documented) == {f"MAILGATE_{name.upper()}" for name in Settings.model_fields}
     assert re.findall(r"^(MAILGATE_[A-Z_]+)=", text, re.M)[0] == "MAILGATE_SUPPORT_DOMAINS"
     secret = re.search(r"^MAILGATE_REPLY_SECRET=(.*)$", text, re.M)
-    assert secret and "REPLACE-ME" in secret.group(1)
+    assert secret and "CHANGE-ME" in secret.group(1)
 
 
 def test_recipe_placeholders_are_documented() -> None:

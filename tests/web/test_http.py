@@ -16,7 +16,7 @@ from sqlalchemy import create_engine
 
 from worker.pipeline import Mailgate
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-0123456789abcdef"
 
 
 @pytest.fixture

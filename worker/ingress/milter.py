@@ -6,7 +6,8 @@ anything, so a rejection reaches the sender through their own MTA. Each message 
 pipeline call with channel ``milter`` and only its support-domain recipients (decided once
 however many there are); the decision is committed before the answer: accepted follow-ups
 continue with ``X-Mailgate-*`` headers added, rejections are ``550 5.7.1`` with the policy's
-text, automated mail and duplicates are discarded, quarantine goes to the MTA's hold queue,
+text, automated mail is discarded, a duplicate gets its original's answer, quarantine goes to
+the MTA's hold queue,
 any failure is ``451 4.3.0``. Mail with no support recipient is accepted at DATA, unread and
 unrecorded. The protocol itself (our own small v6 implementation) is ``milter_protocol``.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 import structlog
 
 from worker.clock import utcnow
-from worker.decision import Decision
+from worker.decision import Decision, DecisionName, is_rejection
 from worker.errors import ConfigError
 from worker.ingress import answers
 from worker.ingress import milter_protocol as mp
@@ -156,26 +157,30 @@ class MilterHandler:
         return reply
 
     def answer(self, decision: Decision) -> bytes:
-        """The milter reply for a committed decision, per SPEC."""
-        name = decision.decision
-        if name == "accepted_followup":
+        """The milter reply for a committed decision, per SPEC.
+
+        A duplicate gets the answer its original got: the MTA sends a message again when it
+        never heard our answer (a timeout after our commit), and discarding it then would
+        lose a follow-up or turn a refusal into silence. It is still decided only once.
+        """
+        name = decision.original_decision or decision.decision
+        if name == DecisionName.ACCEPTED_FOLLOWUP:
             return (
                 mp.add_header("X-Mailgate-Decision", name)
                 + mp.add_header("X-Mailgate-Ticket", decision.ticket or "")
                 + mp.packet(mp.CONTINUE)
             )
-        if name.startswith("rejected_"):
-            return mp.reply_code(self.rejection_lines(decision))
-        if name in ("ignored_auto_generated", "duplicate"):
-            return mp.packet(mp.DISCARD)
-        if name == "quarantined":
+        if is_rejection(name):
+            return mp.reply_code(self.rejection_lines(decision, name))
+        if name == DecisionName.QUARANTINED and decision.decision != DecisionName.DUPLICATE:
             return mp.quarantine(f"mailgate: {decision.rule}") + mp.packet(mp.CONTINUE)
-        return mp.packet(mp.CONTINUE)
+        # Automated mail, and the second copy of a quarantined one (its raw bytes are kept).
+        return mp.packet(mp.DISCARD)
 
-    def rejection_lines(self, decision: Decision) -> list[str]:
+    def rejection_lines(self, decision: Decision, name: str) -> list[str]:
         """``550 5.7.1`` with the decision's text from the policy, one reply line per line."""
         policy = self.gate.policies.by_id(decision.policy or "")
-        text = policy.render(decision.decision, ticket=decision.ticket or "") if policy else None
+        text = policy.render(name, ticket=decision.ticket or "") if policy else None
         if not text:
             portal = policy.document.portal_url if policy else "the support portal"
             return [answers.rejected_in_dialogue(portal)]

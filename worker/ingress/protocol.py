@@ -99,6 +99,13 @@ class LimitedMixin:
         finally:
             deadline.cancel()
 
+    async def push(self, status: Any) -> None:
+        # aiosmtpd composes some replies itself (oversize, bad syntax, sequence errors);
+        # they leave as the named answers of worker.ingress.answers.
+        if isinstance(status, str):
+            status = answers.translate(status)
+        await super().push(status)  # type: ignore[misc]
+
     def _data_expired(self) -> None:
         transport = getattr(self, "transport", None)
         if transport is None or transport.is_closing():
@@ -111,10 +118,12 @@ class LimitedMixin:
 class GateSMTP(LimitedMixin, SMTP):
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         self.limits = limits
+        kwargs.setdefault("ident", answers.GREETING)  # not aiosmtpd's name and version
         super().__init__(*args, **kwargs)
 
 
 class GateLMTP(LimitedMixin, LMTP):
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         self.limits = limits
+        kwargs.setdefault("ident", answers.GREETING)
         super().__init__(*args, **kwargs)

@@ -19,6 +19,7 @@ import structlog
 from worker.clock import utcnow
 from worker.ingress import answers
 from worker.mail import Envelope, domain_of, normalize_address
+from worker.metrics import TEMPFAILS
 from worker.pipeline import Mailgate
 
 log = structlog.get_logger("mailgate.smtp")
@@ -41,6 +42,16 @@ class GateHandler:
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        # Same check and answer as RCPT: one syntax code for a bad address, wherever it is.
+        if address not in ("", "<>") and not normalize_address(address):  # <>: null sender
+            return answers.BAD_ADDRESS
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return answers.OK_SENDER
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -74,7 +85,8 @@ class GateHandler:
                 lambda: self.gate.ingest(raw, inbound, reject_in_dialogue=in_dialogue),
             )
         except Exception:
-            log.exception("ingest_failed", channel=self.channel, peer=str(session.peer))
+            log.exception("ingest_failed", channel=self.channel)
+            TEMPFAILS.labels(channel=self.channel).inc()
             return _repeat(answers.TEMPFAIL, count)
         finally:
             self.in_flight -= 1
@@ -84,9 +96,9 @@ class GateHandler:
             self.on_outbox()
         if decision.reply["status"] == "smtp_rejected":
             policy = self.gate.policies.by_id(decision.policy or "")
-            portal = policy.document.portal_url if policy else "the support portal"
-            return _repeat(answers.rejected_in_dialogue(portal), count)
-        return _repeat(answers.accepted(decision.decision, decision.id), count)
+            text = policy.smtp_reject_text(decision.decision) if policy else None
+            return _repeat(answers.rejected_in_dialogue(text), count)
+        return _repeat(answers.accepted(decision.public_id), count)
 
     async def handle_PROXY(self, server: Any, session: Any, envelope: Any, proxy_data: Any) -> bool:
         """With MAILGATE_PROXY_PROTOCOL, a valid PROXY header admits the session."""

@@ -78,6 +78,8 @@ class Replies(_Strict):
     # The desk's spam filter said spam (X-Spam-Flag, X-Spam-Status, rspamd): decide, no reply.
     suppress_on_spam_verdict: bool = True
     templates: dict[str, str]
+    # MAILGATE_REJECT_MODE=smtp: the 550 text per rejection (``$portal_url`` is filled in).
+    smtp_reject: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("templates")
     @classmethod
@@ -85,6 +87,24 @@ class Replies(_Strict):
         for decision in value:
             if decision not in REPLY_DECISIONS:
                 raise ValueError(f"no reply is defined for decision {decision!r}")
+        # Unknown and somebody else's ticket get one text: the reply is no oracle.
+        twins = {value.get("rejected_unknown_ticket"), value.get("rejected_unauthorized_sender")}
+        if len(twins) > 1:
+            raise ValueError("rejected_unknown_ticket and rejected_unauthorized_sender differ")
+        return value
+
+    @field_validator("smtp_reject")
+    @classmethod
+    def _one_line_per_rejection(cls, value: dict[str, str]) -> dict[str, str]:
+        for decision, text in value.items():
+            if decision not in REJECTIONS or decision not in REPLY_DECISIONS:
+                raise ValueError(f"{decision!r} is not a rejection")
+            if not text.strip() or any(c in text for c in "\r\n") or not text.isascii():
+                raise ValueError(f"{decision}: expected one line of ASCII text")
+        # A stranger must not tell an unknown ticket from somebody else's.
+        twins = {value.get("rejected_unknown_ticket"), value.get("rejected_unauthorized_sender")}
+        if len(twins) > 1:
+            raise ValueError("rejected_unknown_ticket and rejected_unauthorized_sender differ")
         return value
 
 
@@ -126,6 +146,13 @@ class Policy:
     @property
     def id(self) -> str:
         return self.document.id
+
+    def smtp_reject_text(self, decision: str) -> str | None:
+        """The 550 text for ``decision`` in MAILGATE_REJECT_MODE=smtp, or None."""
+        text = self.document.replies.smtp_reject.get(decision)
+        if text is None:
+            return None
+        return string.Template(text).safe_substitute(portal_url=self.document.portal_url)
 
     def render(self, decision: str, **values: str) -> str | None:
         template = self.templates.get(decision)

@@ -10,6 +10,7 @@ migration lock that alembic takes inside its transaction.
 from __future__ import annotations
 
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,8 +22,12 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from worker.errors import TransientError
+from worker.private import create_private_file, open_private, private_directory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# A failed statement's exception text would otherwise quote its parameters: raw message
+# bytes, addresses, the decision. The text ends up in logs.
+HIDE_PARAMETERS = True
 TRANSIENT_DB_ERRORS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)
 
 
@@ -41,10 +46,16 @@ def make_engine(url: str, busy_timeout: float = 15.0) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it: its WAL and SHM inherit the mode.
+            private_directory(Path(parsed.database).parent)
+            create_private_file(Path(parsed.database))
         # A pool as large as the decision threads: a new SQLite connection costs its pragmas.
         engine = create_engine(
-            url, connect_args={"timeout": busy_timeout}, pool_size=20, max_overflow=10
+            url,
+            connect_args={"timeout": busy_timeout},
+            pool_size=20,
+            max_overflow=10,
+            hide_parameters=HIDE_PARAMETERS,
         )
         event.listen(
             engine,
@@ -65,6 +76,7 @@ def make_engine(url: str, busy_timeout: float = 15.0) -> Engine:
         pool_size=10,
         max_overflow=20,
         connect_args={"connect_timeout": 5},
+        hide_parameters=HIDE_PARAMETERS,
     )
 
 
@@ -110,7 +122,8 @@ def writer_turn(engine: Engine) -> Iterator[None]:
     if not database or database == ":memory:":
         yield
         return
-    with open(f"{database}.writer-lock", "a+b") as handle:
+    descriptor = open_private(Path(f"{database}.writer-lock"), os.O_RDWR | os.O_CREAT)
+    with os.fdopen(descriptor, "r+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -47,6 +47,8 @@ class DecisionRow(SQLModel, table=True):
     channel: str = Field(max_length=16)
     trace: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     duplicate_of: int | None = None
+    # Random, shown to the sender instead of the row id (which would count decisions).
+    public_id: str | None = Field(default=None, unique=True, index=True, max_length=32)
     prev_digest: str = Field(max_length=64)
     digest: str = Field(max_length=64)
 

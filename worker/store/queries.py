@@ -1,4 +1,9 @@
-"""The decision-log query shared by ``mailgate decisions`` and ``GET /api/decisions``."""
+"""The decision-log query shared by ``mailgate decisions`` and ``GET /api/decisions``.
+
+Filtering happens in the database, newest first, with a cursor: ``before`` is the ``seq``
+of the last row of the previous page, so a page is the same whatever arrives meanwhile and
+a log of thousands of rejections can be walked to its end.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from worker.decision import OutboxKind
+from worker.decision import REJECTIONS, OutboxKind
 from worker.store.models import DecisionRow, OutboxRow
 
 
@@ -21,6 +26,9 @@ class DecisionFilter:
     ticket: str | None = None
     channel: str | None = None
     limit: int = 100
+    public_id: str | None = None
+    rejected: bool = False  # every rejected_* decision
+    before: int | None = None  # cursor: only rows with a smaller seq
 
 
 def find_decisions(
@@ -42,6 +50,12 @@ def find_decisions(
         statement = statement.where(col(DecisionRow.ticket) == wanted.ticket)
     if wanted.channel:
         statement = statement.where(col(DecisionRow.channel) == wanted.channel)
+    if wanted.public_id:
+        statement = statement.where(col(DecisionRow.public_id) == wanted.public_id.strip().lower())
+    if wanted.rejected:
+        statement = statement.where(col(DecisionRow.decision).in_(sorted(REJECTIONS)))
+    if wanted.before is not None:
+        statement = statement.where(col(DecisionRow.seq) < wanted.before)
     rows = list(session.scalars(statement).all())
     ids = [r.id for r in rows]
     delivery = {
@@ -53,3 +67,10 @@ def find_decisions(
         )
     }
     return [(row, delivery.get(row.id or 0)) for row in rows]
+
+
+def next_cursor(rows: list[tuple[DecisionRow, str | None]], wanted: DecisionFilter) -> int | None:
+    """The ``before`` of the next page, or None when this page was the last."""
+    if len(rows) < wanted.limit or not rows:
+        return None
+    return rows[-1][0].seq

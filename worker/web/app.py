@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from worker.errors import TransientError
 from worker.mail import InboundMail
 from worker.pipeline import Mailgate
 from worker.store.models import DecisionRow, OutboxRow
-from worker.store.queries import DecisionFilter, find_decisions
+from worker.store.queries import DecisionFilter, find_decisions, next_cursor
 from worker.store.repository import load_raw
 from worker.tickets import TicketRecord, describe_error, upsert
 from worker.web.metrics import registry_for
@@ -78,7 +78,34 @@ def row_json(row: DecisionRow, delivery: str | None = None) -> dict[str, Any]:
         "decided_at": row.decided_at.isoformat(),
         "channel": row.channel,
         "duplicate_of": row.duplicate_of,
+        "public_id": row.public_id,
     }
+
+
+def decision_filter(query: Mapping[str, str]) -> DecisionFilter:
+    """``GET /api/decisions`` parameters; a bad one raises ValueError naming it."""
+    decision = query.get("decision") or None
+    if decision and decision not in DECISIONS:
+        raise ValueError(f"unknown decision {decision!r}")
+    since = parse_when(query["since"]) if query.get("since") else None
+    until = parse_when(query["until"]) if query.get("until") else None
+    before = int(query["before"]) if query.get("before") else None
+    limit = min(int(query.get("limit") or "100"), 1000)
+    if limit < 1:
+        raise ValueError("limit: expected 1 to 1000")
+    return DecisionFilter(
+        since=since,
+        until=until,
+        decision=decision,
+        rule=query.get("rule") or None,
+        sender=query.get("sender") or None,
+        ticket=query.get("ticket") or None,
+        channel=query.get("channel") or None,
+        limit=limit,
+        public_id=query.get("id") or None,
+        rejected=query.get("rejected", "") in ("1", "true", "yes"),
+        before=before,
+    )
 
 
 class Web:
@@ -156,43 +183,19 @@ class Web:
     # -- API -----------------------------------------------------------------------------
 
     async def decisions(self, request: web.Request) -> web.Response:
-        query = request.query
         try:
-            since = parse_when(query["since"]) if "since" in query else None
-            until = parse_when(query["until"]) if "until" in query else None
-            limit = min(int(query.get("limit", "100")), 1000)
+            wanted = decision_filter(request.query)
         except ValueError as exc:
             return web.json_response({"error": f"bad query: {exc}"}, status=400)
-        decision = query.get("decision")
-        if decision and decision not in DECISIONS:
-            return web.json_response({"error": f"unknown decision {decision!r}"}, status=400)
-        rows = await self.blocking(
-            self._decisions,
-            since,
-            until,
-            decision,
-            query.get("rule"),
-            query.get("sender"),
-            query.get("ticket"),
-            query.get("channel"),
-            limit,
-        )
-        return web.json_response({"decisions": rows})
+        return web.json_response(await self.blocking(self._decisions, wanted))
 
-    def _decisions(
-        self,
-        since: datetime | None,
-        until: datetime | None,
-        decision: str | None,
-        rule: str | None,
-        sender: str | None,
-        ticket: str | None,
-        channel: str | None,
-        limit: int,
-    ) -> list[dict[str, Any]]:
-        wanted = DecisionFilter(since, until, decision, rule, sender, ticket, channel, limit)
+    def _decisions(self, wanted: DecisionFilter) -> dict[str, Any]:
         with Session(self.gate.read_engine) as session:
-            return [row_json(row, delivery) for row, delivery in find_decisions(session, wanted)]
+            found = find_decisions(session, wanted)
+            return {
+                "decisions": [row_json(row, delivery) for row, delivery in found],
+                "next": next_cursor(found, wanted),
+            }
 
     async def decision(self, request: web.Request) -> web.Response:
         found = await self.blocking(self._decision, int(request.match_info["id"]))

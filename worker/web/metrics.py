@@ -18,9 +18,14 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from worker.clock import utcnow
-from worker.metrics import DECISION_SECONDS
+from worker.metrics import DECISION_SECONDS, TEMPFAILS
 from worker.policy.chain import chain_pairs
 from worker.store.models import DecisionRow, OutboxRow
+
+# Every state an automatic reply's outbox row can be in; each is exported, zero or not, so
+# that an alert on ``failed`` or ``dead`` has a series to watch from the first scrape.
+REPLY_STATES = ("queued", "sending", "retry", "sent", "spooled", "failed", "dead")
+UNDELIVERED = ("queued", "sending", "retry")
 
 
 class StoreCollector(Collector):
@@ -68,7 +73,37 @@ class StoreCollector(Collector):
         )
         for mailbox, value in self.imap_lag().items():
             lag.add_metric([mailbox], value)
+        yield from self._reply_delivery()
         yield from (decisions, replies, depth, oldest, lag)
+
+    def _reply_delivery(self) -> Iterator[GaugeMetricFamily]:
+        """Automatic replies by delivery state, and how long the oldest has waited."""
+        states = GaugeMetricFamily(
+            "mailgate_reply_delivery",
+            "Automatic replies by delivery state (sent, spooled, queued, sending, retry, "
+            "failed: refused for good, dead: given up after max_delivery_hours)",
+            labels=["state"],
+        )
+        oldest = GaugeMetricFamily(
+            "mailgate_reply_oldest_undelivered_age_seconds",
+            "Age of the oldest automatic reply not yet delivered, failed or dead",
+        )
+        replies = col(OutboxRow.kind) == "auto_reply"
+        with Session(self.engine) as session:
+            counts = dict(
+                session.execute(
+                    select(OutboxRow.status, func.count()).where(replies).group_by(OutboxRow.status)
+                ).all()
+            )
+            first = session.scalar(
+                select(func.min(OutboxRow.created_at)).where(
+                    replies, col(OutboxRow.status).in_(UNDELIVERED)
+                )
+            )
+        for state in sorted(set(REPLY_STATES) | set(counts)):
+            states.add_metric([state], counts.get(state, 0))
+        oldest.add_metric([], (utcnow() - first).total_seconds() if first else 0.0)
+        yield from (states, oldest)
 
 
 def _decision_counts(session: Session) -> dict[tuple[str, str], int]:
@@ -88,4 +123,5 @@ def registry_for(engine: Engine, imap_lag: Callable[[], dict[str, int]]) -> Coll
     registry = CollectorRegistry()
     registry.register(StoreCollector(engine, imap_lag))
     registry.register(DECISION_SECONDS)
+    registry.register(TEMPFAILS)
     return registry
