@@ -67,7 +67,7 @@ def test_promtool_accepts_the_alert_rules() -> None:
         [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout
+    assert "SUCCESS: 8 rules found" in result.stdout
 
 
 def test_alerts_fire_on_the_series_mailgate_exposes() -> None:
