@@ -10,7 +10,16 @@ from worker.policy.rules.suspected_bounce import SuspectedBounce
 
 @pytest.mark.parametrize(
     "subject",
-    ["Undeliverable: my PBX", "Out of Office: back Monday", "Unzustellbar: Ihre Nachricht"],
+    [
+        "Undeliverable: my PBX",
+        "Out of Office: back Monday",
+        "Unzustellbar: Ihre Nachricht",
+        "Mail delivery failed: returning message to sender",
+        "DELIVERY FAILURE: User alice not listed",
+        "Vacation",
+        "Out of Office AutoReply: PBX down",
+        "Please verify your email address",
+    ],
 )
 def test_subject_like_a_notice_hits(subject: str) -> None:
     verdict = SuspectedBounce().check(context(message(subject=subject)))
@@ -30,6 +39,23 @@ def test_followup_mentioning_a_failure_misses() -> None:
     raw = message(subject="Re: [Ticket#1001] delivery failed again")
     verdict = SuspectedBounce().check(context(raw, directory=MemoryDirectory((ticket(),))))
     assert (verdict.hit, verdict.reason) == (False, "refers to a ticket")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Vacation request for the switchboard team",
+        "Absence of dial tone on all lines",
+        "Out of office hours support for our PBX",
+        "Please verify my licence",
+        "Delivery failed for order 4411 (W-AIR base)",
+        "Not delivered yet: the phones we ordered",
+    ],
+)
+def test_subjects_people_write_miss(subject: str) -> None:
+    """Words a mail system uses, in the places a person uses them, are not a sign."""
+    verdict = SuspectedBounce().check(context(message(subject=subject)))
+    assert (verdict.hit, verdict.reason) == (False, "reads like a person's message")
 
 
 def test_a_persons_new_request_misses() -> None:

@@ -28,15 +28,21 @@ SUBJECT_SIGNS = re.compile(
     r"complaint about message from|loop alert|mail loop detected|unverified email to",
     re.IGNORECASE,
 )
-# Phrases a person also writes ("our fax delivery failed since Monday"): a sign only when
-# they open the subject, as mail systems write them ("Mail delivery failed: returning …").
+# Phrases a person also writes ("our fax delivery failed since Monday", "Vacation request",
+# "Absence of dial tone", "Out of office hours support"): a sign only where a mail system
+# puts them, at the start and closed by a colon or the end of the subject ("Out of Office:
+# <subject>", "Mail delivery failed: returning message to sender", "Vacation").
+_CLOSED = r"(?:\s*:|\s*$)"
 LEADING_SUBJECT_SIGNS = re.compile(
-    r"^[\W_]*(?:(?:warning|notice|fwd?|re|aw|sv|tr|wg)\s*:\s*)*[\W_]*"
-    r"(?:(?:mail|message|e-?mail)\s+)?"
-    r"(?:undeliver|delivery fail|delivery notification|non[- ]?deliverable|no entregado|"
-    r"returned to sender|could not be delivered|not delivered|mail system error|"
-    r"out of (?:the )?office|vacation|on leave|fuera de la oficina|absence|"
-    r"please verify|verify your (?:message|e-?mail))",
+    r"^[\W_]*(?:(?:warning|notice|fwd?|re|aw|sv|tr|wg)\s*:\s*)*[\W_]*(?:"
+    r"undeliver|non[- ]?deliverable|no entregado|returned to sender|mail system error|"
+    r"(?:mail|message|e-?mail)\s+(?:delivery fail|could not be delivered|not delivered)|"
+    r"(?:delivery (?:failure|notification|status)(?:\s+(?:notification|notice|report))?|"
+    rf"not delivered){_CLOSED}|"
+    r"(?:out of (?:the )?office|vacation|absence|on leave|fuera de la oficina)"
+    rf"(?:\s+(?:auto\s?reply|reply|notice|message|response|notification))?{_CLOSED}|"
+    r"(?:please )?verify your (?:message|e-?mail)"
+    r")",
     re.IGNORECASE,
 )
 
