@@ -113,8 +113,9 @@ def forwarder_precedence(ctx: RuleContext) -> bool:
 
     Mailbox forwarders (GoDaddy's qmail forwarding among them) add ``Precedence: bulk`` to
     every message they pass on, people's replies included. Two marks together tell it: the
-    envelope sender is SRS-rewritten (RFC-less but universal "SRS0=…"), and the header
-    stands above a ``Received`` line, so a relay added it after the author's client.
+    envelope sender is rewritten by the Sender Rewriting Scheme ("SRS0=…", what forwarders
+    use to keep SPF passing), and the header stands above a ``Received`` line, so a relay
+    added it after the author's client. A list's copy keeps its List-* headers either way.
     """
     sender = ctx.envelope.mail_from or ctx.mail.return_path or ""
     if not sender.lower().startswith(("srs0=", "srs1=")):
