@@ -9,6 +9,7 @@ message that would be answered, and a person's message that would get no answer.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -77,9 +78,20 @@ def fetch_sdist(requirement: str, directory: str) -> Path:
     subprocess.run(
         [*command, requirement, "-d", str(CORPORA)], capture_output=True, timeout=300, check=True
     )
-    archive = next(CORPORA.glob(f"{directory}.tar.gz"))
+    return unpack(next(CORPORA.glob(f"{directory}.tar.gz")), target)
+
+
+def unpack(archive: Path, target: Path) -> Path:
+    """The archive's files unpacked as ``target`` (its top folder), links left out (some
+    point outside, e.g. notmuch's to Debian's jQuery); renamed into place only when whole,
+    so an interrupted run is not taken for a cached corpus."""
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
     with tarfile.open(archive) as tar:
-        tar.extractall(CORPORA, filter="data")
+        members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
+        tar.extractall(staging, members=members, filter="data")
+    (staging / target.name).rename(target)
+    staging.rmdir()
     return target
 
 
@@ -120,9 +132,7 @@ def fetch_deb_source(package: str, directory: str) -> Path:
     archives = sorted(deb.glob(f"{package}_*.orig.tar.*"))
     if not archives:
         raise RuntimeError(f"apt-get source {package}: {fetched.stderr.decode()[-300:]}")
-    with tarfile.open(archives[0]) as tar:
-        tar.extractall(deb, filter="data")
-    return target
+    return unpack(archives[0], target)
 
 
 # Mail::DeliveryStatus::BounceParser's t/corpus is bounces, delay warnings, auto-replies and
@@ -159,6 +169,21 @@ def bounce_email_corpus(root: Path) -> list[Labelled]:
     for name, reason in BOUNCE_EMAIL_NON_BOUNCES.items():
         items.append(Labelled(tests / "bounce_email" / "non_bounces" / name, "automated", reason))
     return items
+
+
+def notmuch_corpus(root: Path) -> list[Labelled]:
+    """notmuch's ``test/corpora``: ``default`` is posts to the notmuch list (its README),
+    most trimmed by the corpus to the author's own headers, some the list's copies; ``lkml``
+    is vger's copies of linux-kernel threads. Which is which, the message's structure says."""
+    corpora = root / "test" / "corpora"
+    files = sorted(p for name in ("default", "lkml") for p in (corpora / name).rglob("*"))
+    return [
+        Labelled(p, "automated", "the list's copy (list headers)")
+        if structurally_automated(p.read_bytes())
+        else Labelled(p, "person", "a post to the list as its author wrote it")
+        for p in files
+        if p.is_file()
+    ]
 
 
 def reviewed(labels: str, folder: Path) -> list[Labelled]:

@@ -21,6 +21,7 @@ from system.real_mail import (
     flufl_labelled,
     mail_parser_mails,
     measure,
+    notmuch_corpus,
     reviewed,
     talon_replies,
 )
@@ -97,6 +98,15 @@ def hyperkitty() -> list[Labelled]:
     items = reviewed("hyperkitty_labels.tsv", root / "hyperkitty" / "tests" / "testdata")
     assert all(item.path.is_file() for item in items)
     return items
+
+
+@pytest.fixture(scope="session")
+def notmuch() -> list[Labelled]:
+    try:
+        root = fetch_deb_source("notmuch", "notmuch-0.37")
+    except Exception as exc:
+        pytest.skip(f"could not fetch Debian's notmuch source: {exc}")
+    return notmuch_corpus(root)
 
 
 def assert_right_both_ways(figures: Figures) -> None:
@@ -177,3 +187,10 @@ def test_hyperkitty_list_posts_both_ways(gate: Mailgate, hyperkitty: list[Labell
     figures = measure(gate, "hyperkitty testdata", hyperkitty)
     assert_right_both_ways(figures)
     assert figures.counts["person"] >= 6 and figures.counts["automated"] >= 2
+
+
+def test_notmuch_list_corpora_both_ways(gate: Mailgate, notmuch: list[Labelled]) -> None:
+    """People's posts to the notmuch list are answered; vger's and Mailman's copies are not."""
+    figures = measure(gate, "notmuch default+lkml", notmuch)
+    assert_right_both_ways(figures)
+    assert figures.counts["person"] >= 40 and figures.counts["automated"] >= 200
