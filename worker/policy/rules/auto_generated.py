@@ -34,7 +34,8 @@ ROBOT_LOCAL_PARTS = frozenset(
     }
 )
 _SEPARATORS = re.compile(r"[-_.+]")
-ROBOT_PREFIXES = ("owner-",)
+# "owner-list" (Majordomo, Mailman 2) and bulk senders' bounce addresses ("bounces-main").
+ROBOT_PREFIXES = ("owner-", "bounce-", "bounces-")
 # List managers' robot addresses (Mailman 2 "-admin", ezmlm/Mailman "-request"…).
 ROBOT_SUFFIXES = (
     "-request",
@@ -97,11 +98,31 @@ def _robot(address: str) -> bool:
     local = address.rpartition("@")[0].lower()
     if local.startswith(("prvs=", "btv1==")) and "=" in local[5:]:
         local = local.rsplit("=", 1)[1]  # BATV-signed bounce address: prvs=tag=local
+    # VERP and sub-addresses carry the recipient or a tag after "+" ("users-bounces+alice=
+    # customer.example", SendGrid's "bounces+1234-ab-alice=…"): the robot is what precedes it.
+    local = local.split("+", 1)[0]
     return (
         _SEPARATORS.sub("", local) in ROBOT_LOCAL_PARTS
         or local.startswith(ROBOT_PREFIXES)
         or local.endswith(ROBOT_SUFFIXES)
     )
+
+
+def forwarder_precedence(ctx: RuleContext) -> bool:
+    """A ``Precedence`` a forwarding service stamped on the way, not the author's.
+
+    Mailbox forwarders (GoDaddy's qmail forwarding among them) add ``Precedence: bulk`` to
+    every message they pass on, people's replies included. Two marks together tell it: the
+    envelope sender is rewritten by the Sender Rewriting Scheme ("SRS0=…", what forwarders
+    use to keep SPF passing), and the header stands above a ``Received`` line, so a relay
+    added it after the author's client. A list's copy keeps its List-* headers either way.
+    """
+    sender = ctx.envelope.mail_from or ctx.mail.return_path or ""
+    if not sender.lower().startswith(("srs0=", "srs1=")):
+        return False
+    names = [name.lower() for name in ctx.mail.header_names()]
+    received = [i for i, name in enumerate(names) if name == "received"]
+    return bool(received) and names.index("precedence") < received[-1]
 
 
 def provider_signals(ctx: RuleContext) -> list[str]:
@@ -147,7 +168,7 @@ def signals(ctx: RuleContext) -> list[str]:
         if address and _robot(address):
             found.append(f"{label} is a robot address ({address.partition('@')[0][:40]})")
     precedence = (mail.header("Precedence") or "").strip().lower()
-    if precedence in BULK_PRECEDENCE:
+    if precedence in BULK_PRECEDENCE and not forwarder_precedence(ctx):
         found.append(f"Precedence: {precedence}")
     list_headers = sorted({n for n in mail.header_names() if n.lower().startswith("list-")})
     if list_headers:

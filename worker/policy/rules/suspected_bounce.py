@@ -10,6 +10,7 @@ follow-up that happens to mention "delivery failed" still reaches its ticket.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from worker.decision import RuleName
 from worker.mail import InboundMail
@@ -23,6 +24,14 @@ SUBJECT_SIGNS = re.compile(
     r"automatic reply|auto[- ]?reply|auto-?response|abwesenheit|risposta automatica|"
     r"r[ée]ponse automatique|respuesta autom[áa]tica|autosvar|automatisch antwoord|"
     r"automatische antwort|notification d'absence|自动回复|自動回覆|自動応答|"
+    # Outlook's "Automatic reply:" in the languages it ships, matched with accents folded
+    # ("Ārpus biroja automātiskā atbilde" is sent as is and transliterated alike).
+    r"automatiska atbilde|automatinis atsakymas|automaatvastus|automatyczna odpowiedz|"
+    r"automaticka odpove[dď]|automatikus valasz|raspuns automat|resposta automatica|"
+    r"automatiskt? svar|automaattinen vastaus|otomatik yan[iı]t|automatski odgovor|"
+    r"samodejni odgovor|balasan otomatis|tra loi tu [dđ]ong|автоматическии ответ|"
+    r"автоматична в[iі]дпов[iі]дь|автоматичен отговор|αυτοματη απαντηση|자동 회신|자동 응답|"
+    r"自動返信|自动答复|תשובה אוטומטית|رد تلقائي|"
     # Feedback-loop complaints outside ARF (Hotmail JMRP: "complaint about message from
     # <IP>"), list servers' loop alerts, challenge-response requests to verify the sender.
     r"complaint about message from|loop alert|mail loop detected|unverified email to",
@@ -34,6 +43,9 @@ SUBJECT_SIGNS = re.compile(
 # <subject>", "Mail delivery failed: returning message to sender", "Vacation").
 _CLOSED = r"(?:\s*:|\s*$)"
 LEADING_SUBJECT_SIGNS = re.compile(
+    # RFC 3834 3.1.5's "Auto:" prefix (Lotus Notes: "AUTO: <name> is out of the office"),
+    # only first: a person answering an automatic reply writes "Re: Auto: …".
+    r"^\s*auto\s*:|"
     r"^[\W_]*(?:(?:warning|notice|fwd?|re|aw|sv|tr|wg)\s*:\s*)*[\W_]*(?:"
     r"undeliver|non[- ]?deliverable|no entregado|returned to sender|mail system error|"
     r"(?:mail|message|e-?mail)\s+(?:delivery fail|could not be delivered|not delivered)|"
@@ -58,9 +70,18 @@ def script_mailer(mail: InboundMail) -> str | None:
     return mailer[:40] if SCRIPT_MAILERS.match(mailer) else None
 
 
+def fold_accents(text: str) -> str:
+    """``text`` without combining marks ("automātiskā" → "automatiska"), recomposed so that
+    scripts built from jamo or kana stay whole."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", bare)
+
+
 def subject_sign(subject: str) -> str | None:
     """The phrase that makes a subject read like an automatic notice, or ``None``."""
-    match = SUBJECT_SIGNS.search(subject) or LEADING_SUBJECT_SIGNS.search(subject)
+    folded = fold_accents(subject)
+    match = SUBJECT_SIGNS.search(folded) or LEADING_SUBJECT_SIGNS.search(folded)
     if match is None:
         return None
     return match.group(0).strip(" :[]*_-")[-60:]
