@@ -153,3 +153,22 @@ def test_workers_share_one_unix_milter_socket(tmp_path: Path) -> None:
             assert replies[0][1].startswith(b"550-5.7.1 ")
     finally:
         assert stop(process) == 0
+
+
+def test_language_models_load_once_before_the_workers_fork_and_listen(tmp_path: Path) -> None:
+    """The 2022 policy judges language: its models load in the parent, once, before the
+    start-up line, so no client waits for them and both workers share the pages."""
+    process = run(
+        tmp_path,
+        "serve",
+        "--workers",
+        "2",
+        MAILGATE_SMTP_LISTEN=f"127.0.0.1:{free_port()}",
+        MAILGATE_SUPPORT_DOMAINS="wildix.com",
+    )
+    try:
+        records = events_until(process, "mailgate_started")
+    finally:
+        assert stop(process) == 0
+    loaded = [r for r in records if r["event"] == "language_models_loaded"]
+    assert len(loaded) == 1 and loaded[0]["seconds"] > 0
