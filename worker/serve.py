@@ -314,7 +314,12 @@ def refuse_unworkable(gate: Mailgate) -> None:
 
 def load_language_models(gate: Mailgate) -> None:
     """Load the language models before any listener opens and before workers fork, so no
-    client waits for them inside a dialogue and the workers share the pages."""
+    client waits for them inside a dialogue and the workers share the pages. The outbox
+    alone (``dispatch``, or every listener off) decides nothing and loads nothing."""
+    settings = gate.settings
+    deciding = (settings.smtp_listen, settings.lmtp_listen, settings.milter_listen)
+    if not any(deciding) and not settings.imap_url:
+        return
     if not any(policy.document.language.enabled for policy in gate.policies.policies):
         return
     from worker.language import preload
