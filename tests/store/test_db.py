@@ -49,3 +49,19 @@ def test_opening_a_current_database_does_not_import_alembic(tmp_path: Path) -> N
         for _ in range(2)
     ]
     assert [run.stdout.strip() for run in runs] == ["True", "False"]
+
+
+def test_schema_current_on_postgresql(postgres_url: str) -> None:
+    """The same one-SELECT check against PostgreSQL, where replicas share the schema."""
+    engine = make_engine(postgres_url)
+    migrate(engine)
+    assert schema_current(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+        assert not schema_current(engine)
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = :head"),
+                               {"head": head_revision()})  # fmt: skip
+        engine.dispose()
