@@ -104,7 +104,8 @@ def test_workers_start_line_lists_domains_and_every_listener(tmp_path: Path) -> 
 def test_outbox_alone_delivers_what_ingest_committed(
     tmp_path: Path, command: tuple[str, ...]
 ) -> None:
-    """`ingest` commits the reply; `dispatch` (or a listener-less `serve`) relays it."""
+    """`ingest` commits the reply; `dispatch` (or a listener-less `serve`) relays it, and
+    loads no language model."""
     relay = RelaySink()
     settings = {"MAILGATE_RELAY_URL": relay.url, "MAILGATE_SUPPORT_DOMAINS": "wildix.com"}
     try:
@@ -117,8 +118,11 @@ def test_outbox_alone_delivers_what_ingest_committed(
             settings |= {"MAILGATE_SMTP_LISTEN": f"127.0.0.1:{free_port()}"}
         process = run(tmp_path, *command, **settings)
         try:
-            started = events_until(process, "mailgate_started")[-1]
+            records = events_until(process, "mailgate_started")
+            started = records[-1]
             assert started["listening"] == []
+            # Nothing to decide: no language model loaded (seconds and memory for nothing).
+            assert "language_models_loaded" not in {r["event"] for r in records}
             relay.wait_for(1)
         finally:
             assert stop(process) == 0
@@ -153,3 +157,22 @@ def test_workers_share_one_unix_milter_socket(tmp_path: Path) -> None:
             assert replies[0][1].startswith(b"550-5.7.1 ")
     finally:
         assert stop(process) == 0
+
+
+def test_language_models_load_once_before_the_workers_fork_and_listen(tmp_path: Path) -> None:
+    """The 2022 policy judges language: its models load in the parent, once, before the
+    start-up line, so no client waits for them and both workers share the pages."""
+    process = run(
+        tmp_path,
+        "serve",
+        "--workers",
+        "2",
+        MAILGATE_SMTP_LISTEN=f"127.0.0.1:{free_port()}",
+        MAILGATE_SUPPORT_DOMAINS="wildix.com",
+    )
+    try:
+        records = events_until(process, "mailgate_started")
+    finally:
+        assert stop(process) == 0
+    loaded = [r for r in records if r["event"] == "language_models_loaded"]
+    assert len(loaded) == 1 and loaded[0]["seconds"] > 0

@@ -21,8 +21,6 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr
 from functools import cached_property
 
-import mailparser
-
 from worker.html_text import html_to_text
 
 _MSGID = re.compile(r"<([^<>\s]{1,500}@[^<>\s]{1,255})>")
@@ -269,6 +267,8 @@ class InboundMail:
         read is the empty string, so the language rule abstains instead of failing.
         """
         try:
+            import mailparser  # only for a body that needs it: a pipe process stays light
+
             parsed = mailparser.parse_from_bytes(self.raw)
             parts = parsed.text_plain
             if parts:

@@ -1,11 +1,13 @@
 """The heart of mailgate: ``decide`` a raw message, then ``record`` it in one transaction.
 
 Every transport (SMTP/LMTP, IMAP, pipe, replay) calls ``Mailgate.ingest`` and turns its
-result into its own answer. ``decide`` only reads (tickets, earlier decisions); ``record``
-writes the raw bytes, the decision with its audit-chain link, the reply-ledger claim and
-the outbox row together, or nothing. A message that loses the race on ``dedup_key`` is
-recorded as ``duplicate`` instead, so replaying the same message decides it once and
-answers it once. ``explain`` runs ``decide`` alone and writes nothing.
+result into its own answer. ``decide`` only reads (the ticket); ``record`` writes the raw
+bytes, the decision with its audit-chain link, the reply-ledger claim and the outbox row
+together, or nothing. A message whose ``dedup_key`` is already there loses the insert and
+is recorded as ``duplicate`` instead, and a reply whose (sender, reason) slot is taken is
+dropped by the claim, so neither needs a read beforehand: replaying the same message
+decides it once and answers it once. ``explain`` runs ``decide`` alone, with those two
+reads, and writes nothing.
 """
 
 from __future__ import annotations
@@ -116,20 +118,28 @@ class Mailgate:
         session: Session | None = None,
         *,
         reject_in_dialogue: bool = False,
+        recording: bool = False,
     ) -> Pending:
         """Run the policy in force over the message; reads the store, writes nothing.
 
         Three steps: classify (resolve the ticket, run the chain), plan the reply (reject
         mode, rate-limit pre-read), build the decision and what goes to the outbox.
+        ``recording``: the decision is about to be recorded, so the two reads the write
+        transaction makes anyway are skipped (see ``_CommitDecides``); ``explain`` keeps
+        them, so that a dry run still says "duplicate" and "rate_limited".
         """
         if session is None:
             try:
                 with Session(self.read_engine) as own:
-                    return self.decide(raw, envelope, own, reject_in_dialogue=reject_in_dialogue)
+                    return self.decide(
+                        raw, envelope, own, reject_in_dialogue=reject_in_dialogue,
+                        recording=recording,
+                    )  # fmt: skip
             except TRANSIENT_DB_ERRORS as exc:
                 raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
-        message = self._classify(raw, envelope, StoreDirectory(session))
-        plan = self._plan_reply(message, session, reject_in_dialogue)
+        directory = _CommitDecides(session) if recording else StoreDirectory(session)
+        message = self._classify(raw, envelope, directory)
+        plan = self._plan_reply(message, session, reject_in_dialogue, pre_read=not recording)
         return self._pending(message, plan)
 
     def _classify(self, raw: bytes, envelope: Envelope, directory: StoreDirectory) -> Classified:
@@ -157,7 +167,7 @@ class Mailgate:
         return Classified(raw, ctx, result, earlier)
 
     def _plan_reply(
-        self, message: Classified, session: Session, reject_in_dialogue: bool
+        self, message: Classified, session: Session, reject_in_dialogue: bool, pre_read: bool
     ) -> ReplyPlan:
         """Whether the decision gets an automatic reply, and why not when it does not."""
         ctx, decision = message.ctx, message.result.decision
@@ -179,8 +189,9 @@ class Mailgate:
         if spam_verdict(ctx.mail, ctx.policy):
             # The desk's filter called it spam: its sender is likely forged (backscatter).
             return ReplyPlan(ReplyStatus.SUPPRESSED, "spam")
-        # A cheap read first: most repeat senders are inside their window, and building a
-        # reply costs more than the rest of the decision. The claim in record() decides.
+        # The claim in record() decides; only a dry run needs to know beforehand.
+        if not pre_read:
+            return plan
         window, _ = reply_windows(ctx.policy)
         if not reply_slot_free(
             session, plan.recipient.lower(), plan.reason or "", utcnow(), window
@@ -275,7 +286,7 @@ class Mailgate:
     ) -> Decision:
         """Decide, record, log the canonical line, and spool any reply when no relay is set."""
         started = time.perf_counter()
-        pending = self.decide(raw, envelope, reject_in_dialogue=reject_in_dialogue)
+        pending = self.decide(raw, envelope, reject_in_dialogue=reject_in_dialogue, recording=True)
         decision = self.record(pending)
         DECISION_SECONDS.observe(time.perf_counter() - started)
         return self._after_commit([decision])[0]
@@ -283,7 +294,7 @@ class Mailgate:
     def ingest_many(self, messages: list[tuple[bytes, Envelope]]) -> list[Decision]:
         """Several messages in one transaction (IMAP batches, replay): one fsync for all."""
         started = time.perf_counter()
-        pendings = [self.decide(raw, envelope) for raw, envelope in messages]
+        pendings = [self.decide(raw, envelope, recording=True) for raw, envelope in messages]
         decisions = self.recorder.record_many(pendings)
         elapsed = time.perf_counter() - started
         for _ in decisions:
@@ -302,3 +313,13 @@ class Mailgate:
                 # The reply is committed in the outbox; the next run of any command spools it.
                 log.warning("outbox_spool_deferred", error=str(exc))
         return decisions
+
+
+class _CommitDecides(StoreDirectory):
+    """The rules' directory when the decision is about to be recorded: no read for an
+    earlier decision of the message, because the unique ``dedup_key`` in the write
+    transaction decides that anyway (``Recorder`` records a ``duplicate`` when the insert
+    loses) and must, since a read cannot see a concurrent delivery."""
+
+    def decided(self, dedup_key: str) -> int | None:
+        return None

@@ -239,7 +239,8 @@ def as_duplicate(pending: Pending, original_id: int, original_decision: str) -> 
             {
                 "rule": str(RuleName.DUPLICATE),
                 "hit": True,
-                "reason": f"decided concurrently as decision #{original_id}",
+                # Found by the unique key at commit: a redelivery or a concurrent one.
+                "reason": f"already decided as decision #{original_id}",
             },
         ],
     )

@@ -312,6 +312,21 @@ def refuse_unworkable(gate: Mailgate) -> None:
         )
 
 
+def load_language_models(gate: Mailgate) -> None:
+    """Load the language models before any listener opens and before workers fork, so no
+    client waits for them inside a dialogue and the workers share the pages. The outbox
+    alone (``dispatch``, or every listener off) decides nothing and loads nothing."""
+    settings = gate.settings
+    deciding = (settings.smtp_listen, settings.lmtp_listen, settings.milter_listen)
+    if not any(deciding) and not settings.imap_url:
+        return
+    if not any(policy.document.language.enabled for policy in gate.policies.policies):
+        return
+    from worker.language import preload
+
+    log.info("language_models_loaded", seconds=round(preload(), 2))
+
+
 def configured_listeners(settings: Settings, *, http: bool = True) -> list[str]:
     """The listeners as configured (port 0 stays 0), for the start-up line of ``--workers``."""
     listening = [
@@ -330,6 +345,7 @@ def configured_listeners(settings: Settings, *, http: bool = True) -> list[str]:
 def serve(gate: Mailgate, workers: int = 1) -> int:
     """Run the service; with ``workers`` > 1, that many processes share the ports."""
     refuse_unworkable(gate)
+    load_language_models(gate)
     if workers <= 1:
         asyncio.run(Server(gate).run())
         return 0
