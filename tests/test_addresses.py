@@ -93,7 +93,8 @@ def test_outlook_last_first_participant_follow_up_is_accepted(gate: Mailgate) ->
         From=LAST_FIRST,
         Subject="RE: [Ticket#4004] still broken",
     )
-    decision = gate.ingest(raw, envelope("prvs=0a1b2c=bounces-srs@exchange.example"))
+    # The envelope sender differs from From, as when a forwarder rewrites it (SRS).
+    decision = gate.ingest(raw, envelope("SRS0=HHH=TT=example.com=foo.bar@exchange.example"))
     assert decision.decision == "accepted_followup"
 
 

@@ -107,7 +107,11 @@ def test_outbox_alone_delivers_what_ingest_committed(
     """`ingest` commits the reply; `dispatch` (or a listener-less `serve`) relays it, and
     loads no language model."""
     relay = RelaySink()
-    settings = {"MAILGATE_RELAY_URL": relay.url, "MAILGATE_SUPPORT_DOMAINS": "wildix.com"}
+    settings = {
+        "MAILGATE_RELAY_URL": relay.url,
+        "MAILGATE_SUPPORT_DOMAINS": "wildix.com",
+        "MAILGATE_LANGUAGE_PRELOAD": "true",  # asked for, and still nothing to load
+    }
     try:
         ingest = run(tmp_path, "ingest", "-", "--sender", "alice@customer.example", **settings)
         ingest.communicate(fixture_bytes("new_ticket.eml"), timeout=60)
@@ -169,6 +173,7 @@ def test_language_models_load_once_before_the_workers_fork_and_listen(tmp_path: 
         "2",
         MAILGATE_SMTP_LISTEN=f"127.0.0.1:{free_port()}",
         MAILGATE_SUPPORT_DOMAINS="wildix.com",
+        MAILGATE_LANGUAGE_PRELOAD="true",
     )
     try:
         records = events_until(process, "mailgate_started")
@@ -176,3 +181,19 @@ def test_language_models_load_once_before_the_workers_fork_and_listen(tmp_path: 
         assert stop(process) == 0
     loaded = [r for r in records if r["event"] == "language_models_loaded"]
     assert len(loaded) == 1 and loaded[0]["seconds"] > 0
+
+
+def test_language_preload_off_starts_without_the_models(tmp_path: Path) -> None:
+    """MAILGATE_LANGUAGE_PRELOAD=false: the listener opens at once; models load on first use."""
+    process = run(
+        tmp_path,
+        "serve",
+        MAILGATE_SMTP_LISTEN=f"127.0.0.1:{free_port()}",
+        MAILGATE_SUPPORT_DOMAINS="wildix.com",
+        MAILGATE_LANGUAGE_PRELOAD="false",
+    )
+    try:
+        records = events_until(process, "mailgate_started")
+    finally:
+        assert stop(process) == 0
+    assert "language_models_loaded" not in {r["event"] for r in records}

@@ -318,7 +318,7 @@ def load_language_models(gate: Mailgate) -> None:
     alone (``dispatch``, or every listener off) decides nothing and loads nothing."""
     settings = gate.settings
     deciding = (settings.smtp_listen, settings.lmtp_listen, settings.milter_listen)
-    if not any(deciding) and not settings.imap_url:
+    if not settings.language_preload or (not any(deciding) and not settings.imap_url):
         return
     if not any(policy.document.language.enabled for policy in gate.policies.policies):
         return
