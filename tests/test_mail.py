@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 
 import pytest
 from helpers import fixture_bytes, with_headers
 
-from worker.mail import Envelope, InboundMail, envelope_sender, normalize_address
+from worker.mail import (
+    Envelope,
+    InboundMail,
+    envelope_sender,
+    header_block,
+    normalize_address,
+)
 
 WHEN = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
@@ -88,3 +97,33 @@ def test_envelope_from_headers_without_return_path_takes_from() -> None:
 def test_envelope_sender_reads_postfix_null_sender(given: str, expected: str) -> None:
     """Postfix's pipe expands the null sender to MAILER-DAEMON; a full address stays one."""
     assert envelope_sender(given) == expected
+
+
+@pytest.mark.parametrize("eol", [b"\r\n", b"\n", b"\r"])
+def test_only_the_header_block_is_parsed_and_it_reads_as_the_whole(eol: bytes) -> None:
+    head = eol.join([b"From: a@example.com", b"Subject: one", b"  folded", b"X-B: 2", b""])
+    body = eol.join([b"Not-A-Header: in the body", b"", b"Subject: nor this", b""])
+    raw = head + eol + body
+    assert header_block(raw) == head + eol
+    mail = InboundMail.from_bytes(raw)
+    whole = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    assert mail.headers is not None
+    assert mail.headers.items() == whole.items()
+    assert mail.header_all("Subject") == ["one   folded"]
+    assert not mail.has_header("Not-A-Header")
+    assert mail.raw_sha256 == hashlib.sha256(raw).hexdigest()  # the digest covers the body
+
+
+def test_header_block_of_a_message_without_a_body_is_all_of_it() -> None:
+    raw = b"From: a@example.com\r\nSubject: no body"
+    assert header_block(raw) == raw
+    assert InboundMail.from_bytes(raw).subject == "no body"
+
+
+def test_a_line_that_is_no_header_ends_the_headers_as_before() -> None:
+    raw = b"From: a@example.com\r\nthis is no header\r\nSubject: late\r\n\r\nbody\r\n"
+    mail = InboundMail.from_bytes(raw)
+    whole = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    assert mail.headers is not None
+    assert mail.headers.items() == whole.items() == [("From", "a@example.com")]
+    assert mail.defects == [type(d).__name__ for d in whole.defects]

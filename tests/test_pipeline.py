@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import email
+import hashlib
+import random
 import threading
+import zlib
 from datetime import timedelta
 from email.policy import default
 
@@ -13,6 +17,7 @@ from sqlmodel import Session, select
 from worker.clock import utcnow
 from worker.pipeline import Mailgate
 from worker.store.models import DecisionRow, OutboxRow, RawMessage
+from worker.store.repository import load_raw
 
 
 def read_reply(path) -> email.message.EmailMessage:  # type: ignore[no-untyped-def]
@@ -375,3 +380,18 @@ def test_concurrent_deliveries_of_one_message_decide_it_once(gate: Mailgate) -> 
     assert errors == []
     assert sorted(results) == ["duplicate"] * 7 + ["rejected_new_ticket"]
     assert len(outbox_files(gate)) == 1
+
+
+def test_a_multi_megabyte_message_is_stored_byte_for_byte(gate: Mailgate) -> None:
+    """The raw bytes are compressed in slices into one buffer (``compress``): what is
+    stored is still exactly ``zlib.compress(raw, 6)``, and reads back as the raw bytes."""
+    attachment = base64.encodebytes(random.Random(14).randbytes(3_000_000))
+    raw = with_headers(fixture_bytes("new_ticket.eml"), Message_ID="<big@customer.example>")
+    raw += b"\r\n" + attachment.replace(b"\n", b"\r\n")
+    decision = gate.ingest(raw, envelope("alice@customer.example"))
+    assert decision.raw_sha256 == hashlib.sha256(raw).hexdigest()
+    with Session(gate.engine) as session:
+        row = session.get(RawMessage, decision.raw_sha256)
+        assert row is not None and row.size == len(raw)
+        assert bytes(row.compressed or b"") == zlib.compress(raw, 6)
+        assert load_raw(session, decision.raw_sha256) == raw

@@ -64,10 +64,27 @@ def store_raw(session: Session, sha256: str, raw: bytes) -> None:
     """Content-addressed: the same bytes are stored once, whoever delivers them."""
     statement = (
         dialect_insert(session, RawMessage)
-        .values(sha256=sha256, size=len(raw), compressed=zlib.compress(raw, 6), stored_at=utcnow())
+        .values(sha256=sha256, size=len(raw), compressed=compress(raw), stored_at=utcnow())
         .on_conflict_do_nothing(index_elements=["sha256"])
     )
     session.execute(statement)
+
+
+def compress(raw: bytes, chunk: int = 1 << 20) -> bytearray:
+    """``zlib.compress(raw, 6)``'s bytes, grown in place in one buffer.
+
+    ``zlib.compress`` collects its output in blocks and joins them into a new object at
+    the end: twice the compressed size at once, ~2× a 25 MB attachment's size. Feeding it
+    by slices of a memoryview (no copy of the input) into a ``bytearray`` keeps one buffer;
+    the drivers bind any buffer as a BLOB/bytea without copying it into a ``bytes``.
+    """
+    packer = zlib.compressobj(6)
+    out = bytearray()
+    view = memoryview(raw)
+    for start in range(0, len(view), chunk):
+        out += packer.compress(view[start : start + chunk])
+    out += packer.flush()
+    return out
 
 
 def load_raw(session: Session, sha256: str) -> bytes | None:
