@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from worker.allocator import fix_mmap_threshold
 from worker.clock import utcnow
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
@@ -346,6 +347,7 @@ def serve(gate: Mailgate, workers: int = 1) -> int:
     """Run the service; with ``workers`` > 1, that many processes share the ports."""
     refuse_unworkable(gate)
     load_language_models(gate)
+    fix_mmap_threshold()  # before forking: the workers inherit it
     if workers <= 1:
         asyncio.run(Server(gate).run())
         return 0
