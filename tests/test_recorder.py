@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import threading
+import weakref
 
 from helpers import envelope, fixture_bytes, outbox_files, with_headers
 from sqlmodel import Session
@@ -60,3 +62,17 @@ def test_group_commit_thread_under_concurrency(gate: Mailgate) -> None:
         head = session.get(ChainHead, 1)
         assert head is not None and head.seq == 12
         assert verify_chain(iter_chain(session), head.seq, head.digest).ok
+
+
+def test_the_group_commit_thread_keeps_no_message_once_it_answered(gate: Mailgate) -> None:
+    """A recorded pending (and the raw bytes it holds) is not kept alive by the committer
+    while it waits for the next message: a 25 MB message used to stay until then."""
+    gate.recorder.start()
+    pending = gate.decide(fixture_bytes("new_ticket.eml"), envelope("a@customer.example"),
+                          recording=True)  # fmt: skip
+    probe = weakref.ref(pending)
+    decision = gate.recorder.record(pending)
+    del pending
+    gc.collect()
+    assert decision.id is not None and decision.decision == "rejected_new_ticket"
+    assert probe() is None

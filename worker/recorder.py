@@ -71,20 +71,30 @@ class Recorder:
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < MAX_BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            futures, outcome = self._record_batch(self._queue.get())
+            for number, future in enumerate(futures):
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome[number])
+
+    def _record_batch(
+        self, first: tuple[Pending, Future[Decision]]
+    ) -> tuple[list[Future[Decision]], list[Decision] | BaseException]:
+        """Record one batch. Only the futures and the outcome leave: the pendings, each
+        holding its raw bytes, die with this frame before any caller is answered, instead of
+        staying referenced while the thread waits for the next message (a 25 MB one stayed)."""
+        batch = [first]
+        while len(batch) < MAX_BATCH:
             try:
-                decisions = self.record_many([pending for pending, _ in batch])
-            except BaseException as exc:
-                for _, future in batch:
-                    future.set_exception(exc)
-                continue
-            for (_, future), decision in zip(batch, decisions, strict=True):
-                future.set_result(decision)
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        futures = [future for _, future in batch]
+        try:
+            return futures, self.record_many([pending for pending, _ in batch])
+        except BaseException as exc:
+            return futures, exc
 
     def record_many(self, pendings: list[Pending]) -> list[Decision]:
         now = utcnow()
