@@ -377,3 +377,44 @@ def cli_env(data_dir: Path | str, **settings: str) -> dict[str, str]:
     )
     env.update(settings)
     return env
+
+
+class ServeProcess:
+    """`mailgate serve` as a subprocess with ``env``: start (until its start-up line),
+    SIGKILL, or SIGTERM and its exit code. Its later stderr is drained, never read."""
+
+    stop_seconds = 30.0
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.process: Any = None
+
+    def start(self) -> None:
+        import json
+        import subprocess
+        import sys
+        import threading
+
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker", "serve"], env=self.env, stderr=subprocess.PIPE
+        )
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            if json.loads(line).get("event") == "mailgate_started":
+                threading.Thread(target=self.process.stderr.read, daemon=True).start()
+                return
+        raise AssertionError(f"serve did not start: {self.process.wait()}")
+
+    def kill(self) -> None:
+        import signal
+
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        import signal
+
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return int(self.process.wait(self.stop_seconds))

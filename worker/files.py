@@ -12,11 +12,11 @@ from __future__ import annotations
 import errno
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
-from worker.errors import CannotCreateError, FileIOError, NoInputError
+from worker.errors import CannotCreateError, FileIOError, FileProblem, NoInputError
 
 # What "cannot open this path" looks like, as opposed to a failing disk.
 _PATH_ERRORS = (errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ELOOP)
@@ -40,25 +40,25 @@ def read_bytes(source: str | Path) -> bytes:
         raise FileIOError(name, _reason(exc)) from None
 
 
-@contextmanager
-def opened_for_reading(path: Path) -> Iterator[TextIO]:
-    try:
-        handle = path.open(encoding="utf-8")
-    except OSError as exc:
-        if exc.errno in _PATH_ERRORS:
-            raise NoInputError(path, _reason(exc)) from None
-        raise FileIOError(path, _reason(exc)) from None
-    with _io_errors_name(path), handle:
-        yield handle
+def opened_for_reading(path: Path) -> AbstractContextManager[TextIO]:
+    return _opened(path, "r", _PATH_ERRORS, NoInputError)
+
+
+def opened_for_writing(path: Path) -> AbstractContextManager[TextIO]:
+    return _opened(path, "w", _CREATE_ERRORS, CannotCreateError)
 
 
 @contextmanager
-def opened_for_writing(path: Path) -> Iterator[TextIO]:
+def _opened(
+    path: Path, mode: Literal["r", "w"], named_errors: tuple[int, ...], named: type[FileProblem]
+) -> Iterator[TextIO]:
+    """``path`` opened as text; an error opening it is ``named`` when its errno is one of
+    ``named_errors`` (missing input, cannot create), else an I/O error naming the path."""
     try:
-        handle = path.open("w", encoding="utf-8")
+        handle = path.open(mode, encoding="utf-8")
     except OSError as exc:
-        if exc.errno in _CREATE_ERRORS:
-            raise CannotCreateError(path, _reason(exc)) from None
+        if exc.errno in named_errors:
+            raise named(path, _reason(exc)) from None
         raise FileIOError(path, _reason(exc)) from None
     with _io_errors_name(path), handle:
         yield handle

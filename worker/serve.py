@@ -228,7 +228,7 @@ class Server:
         for server in self.servers:
             server.close()
         for handler in self.handlers:
-            await handler.idle.wait()  # in-flight decisions finish their commit
+            await handler.in_flight.idle.wait()  # in-flight decisions finish their commit
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
@@ -261,7 +261,7 @@ class Server:
         if started is not None:
             started.set_result(listening)
         await self.stopping.wait()
-        log.info("mailgate_stopping", in_flight=sum(h.in_flight for h in self.handlers))
+        log.info("mailgate_stopping", in_flight=sum(h.in_flight.count for h in self.handlers))
         imap_stop.set()
         await self.close()
         await outbox

@@ -4,17 +4,13 @@ acknowledged message has exactly one decision, none has two, and nobody got two 
 
 from __future__ import annotations
 
-import json
 import random
-import signal
 import smtplib
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-from helpers import cli_env, fixture_bytes, free_port, make_settings, with_headers
+from helpers import ServeProcess, cli_env, fixture_bytes, free_port, make_settings, with_headers
 from sqlmodel import Session, select
 
 from worker.audit import verify_chain
@@ -25,35 +21,15 @@ from worker.store.repository import iter_chain
 CLIENTS, PER_CLIENT, KILLS = 4, 80, 5
 
 
-class Service:
+class Service(ServeProcess):
     def __init__(self, tmp_path: Path, port: int) -> None:
-        self.env = cli_env(
-            str(tmp_path / "var"),
-            MAILGATE_SMTP_LISTEN=f"127.0.0.1:{port}",
-            MAILGATE_HTTP_LISTEN="off",
+        super().__init__(
+            cli_env(
+                str(tmp_path / "var"),
+                MAILGATE_SMTP_LISTEN=f"127.0.0.1:{port}",
+                MAILGATE_HTTP_LISTEN="off",
+            )
         )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "serve"], env=self.env, stderr=subprocess.PIPE
-        )
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            if json.loads(line).get("event") == "mailgate_started":
-                threading.Thread(target=self.process.stderr.read, daemon=True).start()
-                return
-        raise AssertionError(f"serve did not start: {self.process.wait()}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(30)
 
 
 def test_sigkill_under_smtp_load(tmp_path: Path) -> None:

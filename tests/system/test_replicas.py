@@ -6,8 +6,6 @@ chain verifies."""
 
 from __future__ import annotations
 
-import json
-import signal
 import smtplib
 import subprocess
 import sys
@@ -19,6 +17,7 @@ from pathlib import Path
 
 from helpers import (
     RelaySink,
+    ServeProcess,
     add_standard_tickets,
     cli_env,
     fixture_bytes,
@@ -36,39 +35,21 @@ MESSAGES, SENDERS, CLIENTS = 90, 15, 3
 KILL_AFTER = MESSAGES // 3  # acknowledged messages before the kill: mid-load by construction
 
 
-class Replica:
+class Replica(ServeProcess):
     """One `mailgate serve` process with its own data dir and port, on the shared database."""
+
+    stop_seconds = 60.0
 
     def __init__(self, root: Path, database_url: str, relay_url: str) -> None:
         self.port = free_port()
-        self.env = cli_env(
-            str(root / "var"),
-            MAILGATE_DATABASE_URL=database_url,
-            MAILGATE_SMTP_LISTEN=f"127.0.0.1:{self.port}",
-            MAILGATE_RELAY_URL=relay_url,
+        super().__init__(
+            cli_env(
+                str(root / "var"),
+                MAILGATE_DATABASE_URL=database_url,
+                MAILGATE_SMTP_LISTEN=f"127.0.0.1:{self.port}",
+                MAILGATE_RELAY_URL=relay_url,
+            )
         )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "worker", "serve"], env=self.env, stderr=subprocess.PIPE
-        )
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            if json.loads(line).get("event") == "mailgate_started":
-                threading.Thread(target=self.process.stderr.read, daemon=True).start()
-                return
-        raise AssertionError(f"serve did not start: {self.process.wait()}")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
 
 
 class Load:

@@ -29,12 +29,13 @@ from worker.decision import Decision, DecisionName, is_rejection
 from worker.errors import ConfigError
 from worker.ingress import answers
 from worker.ingress import milter_protocol as mp
+from worker.ingress.in_flight import InFlight
 from worker.mail import Envelope, domain_of, normalize_address
+from worker.metrics import TEMPFAILS
 from worker.pipeline import Mailgate
 from worker.settings import parse_milter_listen
 
 log = structlog.get_logger("mailgate.milter")
-TOO_BIG = "552 5.3.4 Message too big for this system"
 MAX_REPLY_LINES = 20
 
 
@@ -50,8 +51,9 @@ class Message:
     queue_id: str = ""
 
     def raw(self) -> bytes:
-        """The message rebuilt from the header fields and body chunks the MTA sent."""
-        return b"".join(self.headers) + b"\r\n" + bytes(self.body)
+        """The message rebuilt from the header fields and body chunks the MTA sent: one copy
+        of the bytes (the body buffer joins as it is), not one per step."""
+        return b"".join([*self.headers, b"\r\n", self.body])
 
 
 class MilterHandler:
@@ -63,9 +65,7 @@ class MilterHandler:
         self.gate = gate
         self.executor = executor
         self.on_outbox = on_outbox
-        self.in_flight = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
+        self.in_flight = InFlight()
 
     async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One MTA connection: packets in, replies out, until QUIT or end of stream."""
@@ -125,30 +125,25 @@ class MilterHandler:
             return mp.packet(mp.ACCEPT)
         if message.size > self.gate.settings.max_message_bytes:
             log.info("milter_answer", answer="too_big", queue_id=message.queue_id)
-            return mp.reply_code([TOO_BIG])
+            return mp.reply_code([answers.TOO_BIG])
         envelope = Envelope(
             mail_from=normalize_address(message.mail_from),
             rcpt_tos=recipients,
             channel="milter",
             received_at=utcnow(),
         )
-        self.in_flight += 1
-        self.idle.clear()
         try:
-            loop = asyncio.get_running_loop()
             raw = message.raw()
-            decision = await loop.run_in_executor(
-                self.executor,
-                lambda: self.gate.ingest(raw, envelope, reject_in_dialogue=True),
-            )
+            with self.in_flight.deciding():
+                decision = await asyncio.get_running_loop().run_in_executor(
+                    self.executor,
+                    lambda: self.gate.ingest(raw, envelope, reject_in_dialogue=True),
+                )
             reply = self.answer(decision)
         except Exception:
             log.exception("ingest_failed", channel="milter", queue_id=message.queue_id)
+            TEMPFAILS.labels(channel="milter").inc()
             return mp.reply_code([answers.TEMPFAIL])
-        finally:
-            self.in_flight -= 1
-            if self.in_flight == 0:
-                self.idle.set()
         if decision.outbox_ids and self.gate.needs_dispatch and self.on_outbox is not None:
             self.on_outbox()
         log.info(

@@ -18,6 +18,7 @@ import structlog
 
 from worker.clock import utcnow
 from worker.ingress import answers
+from worker.ingress.in_flight import InFlight
 from worker.mail import Envelope, domain_of, normalize_address
 from worker.metrics import TEMPFAILS
 from worker.pipeline import Mailgate
@@ -39,9 +40,7 @@ class GateHandler:
         self.on_outbox = on_outbox
         self.executor = executor
         self.channel = channel
-        self.in_flight = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
+        self.in_flight = InFlight()
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
@@ -76,22 +75,16 @@ class GateHandler:
             mail_from=mail_from, rcpt_tos=rcpts, channel=self.channel, received_at=utcnow()
         )
         in_dialogue = self.gate.settings.reject_mode == "smtp"
-        self.in_flight += 1
-        self.idle.clear()
         try:
-            loop = asyncio.get_running_loop()
-            decision = await loop.run_in_executor(
-                self.executor,
-                lambda: self.gate.ingest(raw, inbound, reject_in_dialogue=in_dialogue),
-            )
+            with self.in_flight.deciding():
+                decision = await asyncio.get_running_loop().run_in_executor(
+                    self.executor,
+                    lambda: self.gate.ingest(raw, inbound, reject_in_dialogue=in_dialogue),
+                )
         except Exception:
             log.exception("ingest_failed", channel=self.channel)
             TEMPFAILS.labels(channel=self.channel).inc()
             return _repeat(answers.TEMPFAIL, count)
-        finally:
-            self.in_flight -= 1
-            if self.in_flight == 0:
-                self.idle.set()
         if decision.outbox_ids and self.gate.needs_dispatch and self.on_outbox is not None:
             self.on_outbox()
         if decision.reply["status"] == "smtp_rejected":
