@@ -47,6 +47,7 @@ def make_settings(tmp_path: Path, database_url: str | None = None, **overrides: 
         "reply_secret": SECRET,
         "database_url": database_url,
         "http_listen": "off",  # tests that want the HTTP side ask for 127.0.0.1:0
+        "smtp_listen": "127.0.0.1:0",  # never the default port, which a real serve may hold
     }
     values.update(overrides)
     return load_settings(**values)
