@@ -19,6 +19,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
 from worker.ingress import answers
+from worker.ingress.data_phase import OneBufferData
 
 log = structlog.get_logger("mailgate.smtp")
 
@@ -115,14 +116,14 @@ class LimitedMixin:
         transport.close()
 
 
-class GateSMTP(LimitedMixin, SMTP):
+class GateSMTP(LimitedMixin, OneBufferData, SMTP):
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         self.limits = limits
         kwargs.setdefault("ident", answers.GREETING)  # not aiosmtpd's name and version
         super().__init__(*args, **kwargs)
 
 
-class GateLMTP(LimitedMixin, LMTP):
+class GateLMTP(LimitedMixin, OneBufferData, LMTP):
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         self.limits = limits
         kwargs.setdefault("ident", answers.GREETING)
