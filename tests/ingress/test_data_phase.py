@@ -233,3 +233,12 @@ def test_many_lines_through_smtplib_arrive_byte_for_byte(tmp_path: Path, databas
     finally:
         running.stop()
         gate.engine.dispose()
+
+
+def test_help_still_lists_data(served: tuple[Mailgate, RunningServer]) -> None:
+    """The overridden DATA keeps aiosmtpd's HELP text."""
+    dialogue = Dialogue(served[1].port("smtp"))
+    assert dialogue.command(b"EHLO client.example").startswith(b"250")
+    assert dialogue.command(b"HELP DATA") == b"250 Syntax: DATA\r\n"
+    assert b" DATA" in dialogue.command(b"HELP")
+    dialogue.close()

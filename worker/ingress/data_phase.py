@@ -5,7 +5,8 @@ bytes of object for a 78-byte line) and joins them at the end: a 25 MB message p
 about 4× its size before the handler sees it (``bench/big_message_bench.py``). This
 ``smtp_DATA`` is aiosmtpd 1.4's, step for step (the same replies, the ``.`` terminator,
 dot-unstuffing, the 552 size limit counted on the wire bytes, the line-length limit, both
-reported only after the terminator), except that each line is appended to one
+reported only after the terminator; not the deprecated ``process_message`` handler API,
+which mailgate's handler does not use), except that each line is appended to one
 ``bytearray``, which is handed on as it is: ``envelope.original_content`` is that buffer, and
 nothing downstream copies it into a ``bytes``.
 """
@@ -16,7 +17,7 @@ import asyncio
 import enum
 from typing import TYPE_CHECKING
 
-from aiosmtpd.smtp import MISSING, SMTP
+from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 # The mixin sits before aiosmtpd's SMTP in the MRO; the checker sees it as one.
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class _State(enum.Enum):
 class OneBufferData(_Base):
     """Mixed in before aiosmtpd's ``SMTP``/``LMTP``: replaces ``smtp_DATA`` only."""
 
+    @syntax("DATA")  # HELP lists only commands that carry their syntax text
     async def smtp_DATA(self, arg: str) -> None:
         if not await self._data_allowed(arg):
             return
