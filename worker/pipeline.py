@@ -58,7 +58,7 @@ class Classified:
     """A message after the chain: its resolved context, the chain's result, and for a
     duplicate the (id, decision) it repeats."""
 
-    raw: bytes
+    raw: bytes | bytearray
     ctx: RuleContext
     result: ChainResult
     earlier: tuple[int, str] | None
@@ -113,7 +113,7 @@ class Mailgate:
 
     def decide(
         self,
-        raw: bytes,
+        raw: bytes | bytearray,
         envelope: Envelope,
         session: Session | None = None,
         *,
@@ -142,7 +142,9 @@ class Mailgate:
         plan = self._plan_reply(message, session, reject_in_dialogue, pre_read=not recording)
         return self._pending(message, plan)
 
-    def _classify(self, raw: bytes, envelope: Envelope, directory: StoreDirectory) -> Classified:
+    def _classify(
+        self, raw: bytes | bytearray, envelope: Envelope, directory: StoreDirectory
+    ) -> Classified:
         """Parse, pick the policy in force, resolve the ticket once, run the chain."""
         mail = InboundMail.from_bytes(raw)
         policy = self.policies.in_force(envelope.received_at)
@@ -282,7 +284,7 @@ class Mailgate:
         return self.recorder.record(pending)
 
     def ingest(
-        self, raw: bytes, envelope: Envelope, *, reject_in_dialogue: bool = False
+        self, raw: bytes | bytearray, envelope: Envelope, *, reject_in_dialogue: bool = False
     ) -> Decision:
         """Decide, record, log the canonical line, and spool any reply when no relay is set."""
         started = time.perf_counter()
