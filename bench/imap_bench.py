@@ -6,7 +6,8 @@ with 10,000 ~4 KB messages (new-ticket mail and follow-ups with unique Message-I
 it with a loop that fetches with ``BODY.PEEK[]`` and MOVEs to ``Processed`` without
 deciding anything (the baseline), moves everything back, then drains it with mailgate's
 IMAP worker (decisions committed to SQLite with ``synchronous=FULL`` before each move).
-Prints msg/s for both and the ratio mailgate/baseline.
+Prints msg/s for both and the ratio mailgate/baseline. ``--source DIR`` runs the ``worker``
+package of another checkout (an export of an older commit) against this bench's baseline.
 """
 
 from __future__ import annotations
@@ -20,12 +21,24 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+
+
+def _source() -> Path:
+    """``--source DIR``, read before ``worker`` is imported so that DIR's package is the one."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--source", type=Path, default=ROOT)
+    return Path(early.parse_known_args()[0].source).resolve()
+
+
+SOURCE = _source()
+sys.path[:0] = [str(SOURCE), str(ROOT / "tests")]
 
 from helpers import Dovecot, add_standard_tickets, make_settings  # noqa: E402
 
-from worker.ingress.imap import BATCH, ImapTarget, MailboxWorker  # noqa: E402
+from worker.ingress.imap import ImapTarget, MailboxWorker  # noqa: E402
 from worker.pipeline import Mailgate  # noqa: E402
+
+BATCH = 50  # the baseline's batch, fixed whichever checkout runs as mailgate
 
 
 def message(number: int) -> bytes:
@@ -79,7 +92,8 @@ def baseline(dovecot: Dovecot) -> tuple[float, int]:
 
 
 def drain_with_mailgate(dovecot: Dovecot, count: int, data_dir: Path) -> float:
-    gate = Mailgate.open(make_settings(data_dir, None, imap_url=dovecot.url))
+    settings = make_settings(data_dir, None, imap_url=dovecot.url, policy_dir=SOURCE / "policies")
+    gate = Mailgate.open(settings)
     add_standard_tickets(gate)
     import logging
 
@@ -107,6 +121,7 @@ def drain_with_mailgate(dovecot: Dovecot, count: int, data_dir: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--source", type=Path, default=ROOT, help="checkout whose worker runs")
     args = parser.parse_args()
     dovecot = Dovecot()
     data_dir = Path(tempfile.mkdtemp(prefix="mailgate-imap-bench-"))
@@ -119,6 +134,7 @@ def main() -> None:
     finally:
         dovecot.close()
         shutil.rmtree(data_dir, ignore_errors=True)
+    print(f"source: {SOURCE}")
     print(f"{'drain of ' + str(args.messages) + ' messages':<32}{'msg/s':>10}")
     print(f"{'imapclient fetch+MOVE (baseline)':<32}{base_rate:>10.0f}")
     print(f"{'mailgate (decide, commit, MOVE)':<32}{gate_rate:>10.0f}")
