@@ -293,28 +293,36 @@ class Mailgate:
         DECISION_SECONDS.observe(time.perf_counter() - started)
         return self._after_commit([decision])[0]
 
-    def ingest_many(self, messages: list[tuple[bytes, Envelope]]) -> list[Decision]:
-        """Several messages in one transaction (IMAP batches, replay): one fsync for all."""
+    def ingest_many(
+        self, messages: list[tuple[bytes, Envelope]], *, spool: bool = True
+    ) -> list[Decision]:
+        """Several messages in one transaction (IMAP batches, replay): one fsync for all.
+        ``spool=False`` leaves the replies to the caller's ``spool_replies`` (the IMAP
+        worker spools a batch while it decides the next)."""
         started = time.perf_counter()
         pendings = [self.decide(raw, envelope, recording=True) for raw, envelope in messages]
         decisions = self.recorder.record_many(pendings)
         elapsed = time.perf_counter() - started
         for _ in decisions:
             DECISION_SECONDS.observe(elapsed)
-        return self._after_commit(decisions)
+        return self._after_commit(decisions, spool=spool)
 
-    def _after_commit(self, decisions: list[Decision]) -> list[Decision]:
-        outbox_ids: list[int] = []
+    def _after_commit(self, decisions: list[Decision], *, spool: bool = True) -> list[Decision]:
         for decision in decisions:
             log.info("decision", **decision.as_dict())
-            outbox_ids += decision.outbox_ids
+        if spool:
+            self.spool_replies(decisions)
+        return decisions
+
+    def spool_replies(self, decisions: list[Decision]) -> None:
+        """Spool the committed decisions' mail when no relay is set to take it."""
+        outbox_ids = [row_id for decision in decisions for row_id in decision.outbox_ids]
         if outbox_ids and not self.settings.relay_url:
             try:
                 spool_pending(self.engine, self.settings.outbox_dir, outbox_ids)
             except (OSError, TransientError) as exc:
                 # The reply is committed in the outbox; the next run of any command spools it.
                 log.warning("outbox_spool_deferred", error=str(exc))
-        return decisions
 
 
 class _CommitDecides(StoreDirectory):
