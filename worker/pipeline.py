@@ -13,6 +13,7 @@ reads, and writes nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -113,7 +114,7 @@ class Mailgate:
 
     def decide(
         self,
-        raw: bytes | bytearray,
+        raw: bytes | bytearray | InboundMail,
         envelope: Envelope,
         session: Session | None = None,
         *,
@@ -126,7 +127,8 @@ class Mailgate:
         mode, rate-limit pre-read), build the decision and what goes to the outbox.
         ``recording``: the decision is about to be recorded, so the two reads the write
         transaction makes anyway are skipped (see ``_CommitDecides``); ``explain`` keeps
-        them, so that a dry run still says "duplicate" and "rate_limited".
+        them, so that a dry run still says "duplicate" and "rate_limited". ``raw`` may come
+        parsed already, by a transport that read the headers for its envelope.
         """
         if session is None:
             try:
@@ -143,10 +145,10 @@ class Mailgate:
         return self._pending(message, plan)
 
     def _classify(
-        self, raw: bytes | bytearray, envelope: Envelope, directory: StoreDirectory
+        self, raw: bytes | bytearray | InboundMail, envelope: Envelope, directory: StoreDirectory
     ) -> Classified:
-        """Parse, pick the policy in force, resolve the ticket once, run the chain."""
-        mail = InboundMail.from_bytes(raw)
+        """Parse (unless done), pick the policy in force, resolve the ticket, run the chain."""
+        mail = raw if isinstance(raw, InboundMail) else InboundMail.from_bytes(raw)
         policy = self.policies.in_force(envelope.received_at)
         domains = self.support_domains(policy)
         recipients = list(envelope.rcpt_tos) or self.default_recipients(mail, policy)
@@ -166,7 +168,7 @@ class Mailgate:
         earlier = None
         if result.decision == DecisionName.DUPLICATE:
             earlier = directory.decided_as(mail.dedup_key)
-        return Classified(raw, ctx, result, earlier)
+        return Classified(mail.raw, ctx, result, earlier)
 
     def _plan_reply(
         self, message: Classified, session: Session, reject_in_dialogue: bool, pre_read: bool
@@ -294,11 +296,12 @@ class Mailgate:
         return self._after_commit([decision])[0]
 
     def ingest_many(
-        self, messages: list[tuple[bytes, Envelope]], *, spool: bool = True
+        self, messages: Sequence[tuple[bytes | InboundMail, Envelope]], *, spool: bool = True
     ) -> list[Decision]:
         """Several messages in one transaction (IMAP batches, replay): one fsync for all.
-        ``spool=False`` leaves the replies to the caller's ``spool_replies`` (the IMAP
-        worker spools a batch while it decides the next)."""
+        A message may come parsed (see ``decide``). ``spool=False`` leaves the replies to
+        the caller's ``spool_replies`` (the IMAP worker spools a batch while it decides the
+        next)."""
         started = time.perf_counter()
         pendings = [self.decide(raw, envelope, recording=True) for raw, envelope in messages]
         decisions = self.recorder.record_many(pendings)

@@ -52,7 +52,7 @@ from worker.pipeline import Mailgate
 from worker.store import imap_cursors
 
 log = structlog.get_logger("mailgate.imap")
-Message = tuple[bytes, Envelope]
+Message = tuple[InboundMail, Envelope]
 BATCH = 50
 MAX_BACKOFF = 60.0
 LOGIN_RETRY = 60.0
@@ -328,10 +328,11 @@ class MailboxWorker(threading.Thread):
             data = fetched.get(uid)
             if not data or b"BODY[]" not in data:
                 continue  # expunged meanwhile by someone else
-            raw = bytes(data[b"BODY[]"])
+            # Parsed once: the envelope reads the headers, and the decision reuses the parse.
+            mail = InboundMail.from_bytes(bytes(data[b"BODY[]"]))
             internal = data.get(b"INTERNALDATE")
             received = aware(internal) if isinstance(internal, datetime) else utcnow()
-            messages.append((raw, self.envelope(raw, received)))
+            messages.append((mail, Envelope.from_headers(mail, "imap", received)))
             present.append(uid)
         return present, messages
 
@@ -354,9 +355,6 @@ class MailboxWorker(threading.Thread):
         self.health.last_pass = utcnow()
         if self.on_batch is not None:
             self.on_batch(decisions)
-
-    def envelope(self, raw: bytes, received: datetime) -> Envelope:
-        return Envelope.from_headers(InboundMail.from_bytes(raw), "imap", received)
 
     def folder_for(self, decision: Decision) -> str:
         # A duplicate goes where its original went; the recorder says where without a query.
