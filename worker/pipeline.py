@@ -13,7 +13,6 @@ reads, and writes nothing.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import structlog
@@ -114,7 +113,7 @@ class Mailgate:
 
     def decide(
         self,
-        raw: bytes | bytearray | InboundMail,
+        raw: bytes | bytearray,
         envelope: Envelope,
         session: Session | None = None,
         *,
@@ -127,8 +126,7 @@ class Mailgate:
         mode, rate-limit pre-read), build the decision and what goes to the outbox.
         ``recording``: the decision is about to be recorded, so the two reads the write
         transaction makes anyway are skipped (see ``_CommitDecides``); ``explain`` keeps
-        them, so that a dry run still says "duplicate" and "rate_limited". ``raw`` may come
-        parsed already, by a transport that read the headers for its envelope.
+        them, so that a dry run still says "duplicate" and "rate_limited".
         """
         if session is None:
             try:
@@ -145,10 +143,10 @@ class Mailgate:
         return self._pending(message, plan)
 
     def _classify(
-        self, raw: bytes | bytearray | InboundMail, envelope: Envelope, directory: StoreDirectory
+        self, raw: bytes | bytearray, envelope: Envelope, directory: StoreDirectory
     ) -> Classified:
-        """Parse (unless done), pick the policy in force, resolve the ticket, run the chain."""
-        mail = raw if isinstance(raw, InboundMail) else InboundMail.from_bytes(raw)
+        """Parse, pick the policy in force, resolve the ticket once, run the chain."""
+        mail = InboundMail.from_bytes(raw)
         policy = self.policies.in_force(envelope.received_at)
         domains = self.support_domains(policy)
         recipients = list(envelope.rcpt_tos) or self.default_recipients(mail, policy)
@@ -168,7 +166,7 @@ class Mailgate:
         earlier = None
         if result.decision == DecisionName.DUPLICATE:
             earlier = directory.decided_as(mail.dedup_key)
-        return Classified(mail.raw, ctx, result, earlier)
+        return Classified(raw, ctx, result, earlier)
 
     def _plan_reply(
         self, message: Classified, session: Session, reject_in_dialogue: bool, pre_read: bool
@@ -295,37 +293,28 @@ class Mailgate:
         DECISION_SECONDS.observe(time.perf_counter() - started)
         return self._after_commit([decision])[0]
 
-    def ingest_many(
-        self, messages: Sequence[tuple[bytes | InboundMail, Envelope]], *, spool: bool = True
-    ) -> list[Decision]:
-        """Several messages in one transaction (IMAP batches, replay): one fsync for all.
-        A message may come parsed (see ``decide``). ``spool=False`` leaves the replies to
-        the caller's ``spool_replies`` (the IMAP worker spools a batch while it decides the
-        next)."""
+    def ingest_many(self, messages: list[tuple[bytes, Envelope]]) -> list[Decision]:
+        """Several messages in one transaction (IMAP batches, replay): one fsync for all."""
         started = time.perf_counter()
         pendings = [self.decide(raw, envelope, recording=True) for raw, envelope in messages]
         decisions = self.recorder.record_many(pendings)
         elapsed = time.perf_counter() - started
         for _ in decisions:
             DECISION_SECONDS.observe(elapsed)
-        return self._after_commit(decisions, spool=spool)
+        return self._after_commit(decisions)
 
-    def _after_commit(self, decisions: list[Decision], *, spool: bool = True) -> list[Decision]:
+    def _after_commit(self, decisions: list[Decision]) -> list[Decision]:
+        outbox_ids: list[int] = []
         for decision in decisions:
             log.info("decision", **decision.as_dict())
-        if spool:
-            self.spool_replies(decisions)
-        return decisions
-
-    def spool_replies(self, decisions: list[Decision]) -> None:
-        """Spool the committed decisions' mail when no relay is set to take it."""
-        outbox_ids = [row_id for decision in decisions for row_id in decision.outbox_ids]
+            outbox_ids += decision.outbox_ids
         if outbox_ids and not self.settings.relay_url:
             try:
                 spool_pending(self.engine, self.settings.outbox_dir, outbox_ids)
             except (OSError, TransientError) as exc:
                 # The reply is committed in the outbox; the next run of any command spools it.
                 log.warning("outbox_spool_deferred", error=str(exc))
+        return decisions
 
 
 class _CommitDecides(StoreDirectory):

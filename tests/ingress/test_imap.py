@@ -151,12 +151,11 @@ def new_ticket_from(number: int) -> bytes:
     )
 
 
-def test_batches_are_moved_whole_only_after_commit_while_the_next_is_fetched(
+def test_batches_are_moved_whole_and_only_after_commit(
     tmp_path: Path, database_url: str, dovecot: Dovecot
 ) -> None:
-    """The next batch is fetched (and decided) ahead of the last one's move: after each
-    move, the mailbox holds exactly the batches moved so far, every one of them committed,
-    and every other message still in INBOX with its reply spooled only once it is moved."""
+    """After each batch's move the mailbox holds exactly the batches moved so far, every
+    message of them committed and its reply spooled, and every other message in INBOX."""
     gate = imap_gate(tmp_path, database_url, dovecot)
     count = 130  # three batches: 50, 50, 30
     client = dovecot.client()
@@ -166,7 +165,7 @@ def test_batches_are_moved_whole_only_after_commit_while_the_next_is_fetched(
     seen: list[tuple[set[str | None], list[str], list[str], int]] = []
 
     def look(decisions: list[Decision]) -> None:
-        # Called on the worker's command thread once a batch is moved and its replies spooled.
+        # Called on the worker's thread once a batch is committed, spooled and moved.
         committed = {r.message_id for r in rows(gate)}
         moved, waiting = dovecot.message_ids("Rejected"), dovecot.message_ids("INBOX")
         seen.append((committed, moved, waiting, len(outbox_files(gate))))

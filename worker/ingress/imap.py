@@ -26,7 +26,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -52,7 +51,6 @@ from worker.pipeline import Mailgate
 from worker.store import imap_cursors
 
 log = structlog.get_logger("mailgate.imap")
-Message = tuple[InboundMail, Envelope]
 BATCH = 50
 MAX_BACKOFF = 60.0
 LOGIN_RETRY = 60.0
@@ -273,14 +271,6 @@ class MailboxWorker(threading.Thread):
     # -- one pass ------------------------------------------------------------------------
 
     def catch_up(self, client: IMAPClient, capabilities: set[bytes], uidvalidity: int) -> None:
-        """Decide everything past the cursor, batch by batch.
-
-        One helper thread sends every IMAP command of the pass, in order, while this thread
-        decides: the server fetches batch N+1 and moves batch N-1 (whose replies are then
-        spooled, fsyncs and all) while batch N is decided and committed. The connection
-        still serves one command at a time, and a batch's move is queued only once its
-        decisions are committed.
-        """
         self.health.state = "catching_up"
         last = self.cursor_last_uid(uidvalidity)
         # Messages someone else flagged \\Deleted are on their way out: not ours to decide.
@@ -288,27 +278,29 @@ class MailboxWorker(threading.Thread):
             u for u in client.search(["UID", f"{last + 1}:*", "NOT", "DELETED"]) if u > last
         )
         self.health.lag = len(uids)
-        chunks = [uids[start : start + BATCH] for start in range(0, len(uids), BATCH)]
-        with ThreadPoolExecutor(1, thread_name_prefix=f"imap-commands:{self.target.key}") as io:
-            moved: Future[None] | None = None
-            fetched = io.submit(self.fetch, client, chunks[0]) if chunks else None
-            for number, chunk in enumerate(chunks):
-                if self.stop.is_set():
-                    break
-                assert fetched is not None
-                present, messages = fetched.result()
-                if number + 1 < len(chunks):
-                    fetched = io.submit(self.fetch, client, chunks[number + 1])
-                decisions = self.gate.ingest_many(messages, spool=False) if messages else []
-                if moved is not None:
-                    moved.result()  # the previous batch's move failed: stop here
-                remaining = len(uids) - number * BATCH - len(chunk)
-                moved = io.submit(
-                    self.file_away, client, capabilities, uidvalidity, chunk, present, decisions,
-                    remaining,
-                )  # fmt: skip
-            if moved is not None:
-                moved.result()
+        for start in range(0, len(uids), BATCH):
+            if self.stop.is_set():
+                return
+            chunk = uids[start : start + BATCH]
+            fetched = client.fetch(chunk, ["BODY.PEEK[]", "INTERNALDATE"])
+            messages, present = [], []
+            for uid in chunk:
+                data = fetched.get(uid)
+                if not data or b"BODY[]" not in data:
+                    continue  # expunged meanwhile by someone else
+                raw = bytes(data[b"BODY[]"])
+                internal = data.get(b"INTERNALDATE")
+                received = aware(internal) if isinstance(internal, datetime) else utcnow()
+                messages.append((raw, self.envelope(raw, received)))
+                present.append(uid)
+            decisions = self.gate.ingest_many(messages) if messages else []
+            self.move(client, capabilities, present, decisions)
+            self.save_cursor(uidvalidity, chunk[-1])
+            self.health.decided += len(decisions)
+            self.health.lag = max(0, len(uids) - start - len(chunk))
+            self.health.last_pass = utcnow()
+            if self.on_batch is not None:
+                self.on_batch(decisions)
         self.health.last_pass = utcnow()
         if uids:
             log.info(
@@ -319,42 +311,8 @@ class MailboxWorker(threading.Thread):
                 last_uid=uids[-1],
             )
 
-    def fetch(self, client: IMAPClient, chunk: list[int]) -> tuple[list[int], list[Message]]:
-        """The raw bytes of ``chunk`` with their envelopes, and the UIDs still there."""
-        fetched = client.fetch(chunk, ["BODY.PEEK[]", "INTERNALDATE"])
-        present: list[int] = []
-        messages: list[Message] = []
-        for uid in chunk:
-            data = fetched.get(uid)
-            if not data or b"BODY[]" not in data:
-                continue  # expunged meanwhile by someone else
-            # Parsed once: the envelope reads the headers, and the decision reuses the parse.
-            mail = InboundMail.from_bytes(bytes(data[b"BODY[]"]))
-            internal = data.get(b"INTERNALDATE")
-            received = aware(internal) if isinstance(internal, datetime) else utcnow()
-            messages.append((mail, Envelope.from_headers(mail, "imap", received)))
-            present.append(uid)
-        return present, messages
-
-    def file_away(
-        self,
-        client: IMAPClient,
-        capabilities: set[bytes],
-        uidvalidity: int,
-        chunk: list[int],
-        present: list[int],
-        decisions: list[Decision],
-        remaining: int,
-    ) -> None:
-        """Move a committed batch, spool its replies, advance the cursor past it, count it."""
-        self.move(client, capabilities, present, decisions)
-        self.gate.spool_replies(decisions)
-        self.save_cursor(uidvalidity, chunk[-1])
-        self.health.decided += len(decisions)
-        self.health.lag = remaining
-        self.health.last_pass = utcnow()
-        if self.on_batch is not None:
-            self.on_batch(decisions)
+    def envelope(self, raw: bytes, received: datetime) -> Envelope:
+        return Envelope.from_headers(InboundMail.from_bytes(raw), "imap", received)
 
     def folder_for(self, decision: Decision) -> str:
         # A duplicate goes where its original went; the recorder says where without a query.
