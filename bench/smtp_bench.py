@@ -53,7 +53,7 @@ def start_mailgate(
     """``mailgate serve`` of the code in ``source`` (this checkout unless ``--source``)."""
     env = {
         **os.environ,
-        "PYTHONPATH": str(source),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")])),
         "MAILGATE_DATA_DIR": str(data_dir),
         "MAILGATE_POLICY_DIR": str(ROOT / "policies"),
         "MAILGATE_SMTP_LISTEN": f"127.0.0.1:{port}",
