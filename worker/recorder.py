@@ -117,11 +117,7 @@ class Recorder:
                         with connection.begin_nested():
                             duplicate = as_duplicate(pending, *original)
                             results.append(self._append(session, position, duplicate, now))
-                connection.execute(
-                    update(HEAD)
-                    .where(HEAD.c.id == 1)
-                    .values(seq=position.seq, digest=position.digest)
-                )
+                connection.execute(_MOVE_HEAD, {"seq": position.seq, "digest": position.digest})
         except sqlalchemy.exc.IntegrityError as exc:
             raise TransientError(f"database refused the write: {type(exc.orig).__name__}") from exc
         self.batches += 1
@@ -143,12 +139,9 @@ class Recorder:
         digest = row_digest(position.digest, fields)
         connection = session.connection()
         public_id = new_public_id()
+        row = {**fields, "public_id": public_id, "prev_digest": position.digest, "digest": digest}
         try:
-            decision_id = connection.execute(
-                insert(DECISION)
-                .values(**fields, public_id=public_id, prev_digest=position.digest, digest=digest)
-                .returning(DECISION.c.id)
-            ).scalar_one()
+            decision_id = connection.execute(_INSERT_DECISION, row).scalar_one()
         except sqlalchemy.exc.IntegrityError as exc:
             raise _AlreadyDecided() from exc
         decision.outbox_ids = [
@@ -198,27 +191,20 @@ def _decision_fields(
 def _insert_outbox(
     session: Session, decision_id: int, item: OutboxItem, now: datetime, max_delivery: timedelta
 ) -> int:
-    row_id: int = (
-        session.connection()
-        .execute(
-            insert(OUTBOX)
-            .values(
-                decision_id=decision_id,
-                kind=str(item.kind),
-                mail_from=item.mail_from,
-                rcpt_to=item.rcpt_to,
-                message_id=item.message_id,
-                body=item.body,
-                status="queued",
-                attempts=0,
-                created_at=now,
-                next_attempt_at=now,
-                expires_at=now + max_delivery,
-            )
-            .returning(OUTBOX.c.id)
-        )
-        .scalar_one()
-    )
+    row = {
+        "decision_id": decision_id,
+        "kind": str(item.kind),
+        "mail_from": item.mail_from,
+        "rcpt_to": item.rcpt_to,
+        "message_id": item.message_id,
+        "body": item.body,
+        "status": "queued",
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+        "expires_at": now + max_delivery,
+    }
+    row_id: int = session.connection().execute(_INSERT_OUTBOX, row).scalar_one()
     return row_id
 
 
@@ -233,6 +219,11 @@ class _Position:
 DECISION = SQLModel.metadata.tables["decision"]
 OUTBOX = SQLModel.metadata.tables["outbox"]
 HEAD = SQLModel.metadata.tables["chain_head"]
+# Built once: a statement built per row cost more Python (coercion, cache key) than its
+# execution; executed with a dict of values, each compiles once and is reused.
+_INSERT_DECISION = insert(DECISION).returning(DECISION.c.id)
+_INSERT_OUTBOX = insert(OUTBOX).returning(OUTBOX.c.id)
+_MOVE_HEAD = update(HEAD).where(HEAD.c.id == 1)
 
 
 def as_duplicate(pending: Pending, original_id: int, original_decision: str) -> Pending:
