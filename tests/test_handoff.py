@@ -271,6 +271,8 @@ def test_workers_share_the_ingest_socket(data: Path) -> None:
         ({}, 'data_dir = "/srv/b"\ningest_socket = "/run/mg.sock"\n'),
         ({"MAILGATE_INGEST_SOCKET": ""}, 'data_dir = "/srv/b"\n'),
         ({"MAILGATE_INGEST_SOCKET": "off"}, 'data_dir = "/srv/b"\n'),
+        # The default path beyond a socket address's 107 bytes: off on both sides.
+        ({"MAILGATE_DATA_DIR": "/srv/" + "d" * 100}, None),
     ],
 )
 def test_launcher_finds_the_socket_the_settings_name(
@@ -297,6 +299,27 @@ def test_launcher_finds_the_socket_the_settings_name(
     except NotForHandoff:
         found = None
     assert found == expected
+
+
+def test_serve_runs_without_the_socket_when_its_default_path_is_too_long(tmp_path: Path) -> None:
+    """A long data dir turns the default socket off (one field in the start line), never
+    a refusal to start over a setting nobody wrote."""
+    data = tmp_path / ("d" * 100)
+    env = cli_env(data, MAILGATE_SMTP_LISTEN="off", MAILGATE_LMTP_LISTEN="127.0.0.1:0")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker", "serve"], env=env, stderr=subprocess.PIPE
+    )
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            started = json.loads(line)
+            if started.get("event") == "mailgate_started":
+                break
+        threading.Thread(target=process.stderr.read, daemon=True).start()
+        assert started["ingest_socket"] is None
+    finally:
+        process.terminate()
+        assert process.wait(60) == 0
 
 
 @pytest.mark.parametrize(

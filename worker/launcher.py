@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 PROTOCOL = 1
 SOCKET_NAME = "ingest.sock"
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
 DEFAULT_DATA_DIR = "./var"  # Settings.data_dir's default
 OFF = ("off", "none")
 EX_TEMPFAIL = 75
@@ -49,11 +50,16 @@ class ConnectionBroke(Exception):
 
 
 def socket_path(value: str | None, data_dir: str) -> str | None:
-    """MAILGATE_INGEST_SOCKET: unset or empty → ``<data dir>/ingest.sock``; off → None."""
+    """MAILGATE_INGEST_SOCKET: unset or empty → ``<data dir>/ingest.sock``; off → None.
+
+    A default path too long for a Unix socket address is off too, rather than a ``serve``
+    that refuses to start over a setting nobody wrote; an explicit one is refused by name.
+    """
     if value in OFF:
         return None
     if not value:
-        return os.path.join(data_dir, SOCKET_NAME)
+        path = os.path.join(data_dir, SOCKET_NAME)
+        return path if len(os.fsencode(path)) <= MAX_SOCKET_PATH else None
     return value
 
 

@@ -29,13 +29,13 @@ from worker import exits
 from worker.errors import ConfigError, MailgateError
 from worker.ingress import pipe
 from worker.ingress.in_flight import InFlight
-from worker.launcher import PROTOCOL
+from worker.launcher import MAX_SOCKET_PATH, PROTOCOL
 from worker.metrics import TEMPFAILS
 from worker.pipeline import Mailgate
 
 log = structlog.get_logger("mailgate.handoff")
 READ_SECONDS = 60.0  # the client has the whole message before it connects
-MAX_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
+MAX_PATH = MAX_SOCKET_PATH
 SETTING = "MAILGATE_INGEST_SOCKET"
 
 
