@@ -372,7 +372,7 @@ def cli_env(data_dir: Path | str, **settings: str) -> dict[str, str]:
             "MAILGATE_POLICY_DIR": str(POLICIES),
             "MAILGATE_REPLY_SECRET": SECRET,
             "MAILGATE_HTTP_LISTEN": "off",
-            # Most tests start serve to talk to it, not to wait ~10 s for language models;
+            # Most tests start serve to talk to it, not to load language models;
             # tests/test_serve_startup.py turns the preload back on and checks it.
             "MAILGATE_LANGUAGE_PRELOAD": "false",
         }

@@ -170,7 +170,7 @@ class Pending:
 
     decision: Decision
     dedup_key: str | None  # None for a duplicate: only the first decision holds the key
-    raw: bytes
+    raw: bytes | bytearray
     plan: ReplyPlan
     outbox: list[OutboxItem]
     window: timedelta

@@ -152,7 +152,7 @@ class Envelope:
 class InboundMail:
     """A raw message and the header fields the policy rules read."""
 
-    raw: bytes
+    raw: bytes | bytearray  # the SMTP reader hands its buffer on uncopied
     headers: Message | None = None
     parse_error: str | None = None
     defects: list[str] = field(default_factory=list)
@@ -163,7 +163,7 @@ class InboundMail:
     )
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> InboundMail:
+    def from_bytes(cls, raw: bytes | bytearray) -> InboundMail:
         mail = cls(raw=raw)
         try:
             parser = BytesHeaderParser(policy=email_policy.compat32)
@@ -308,7 +308,7 @@ class InboundMail:
             return ""
 
 
-def header_block(raw: bytes) -> bytes:
+def header_block(raw: bytes | bytearray) -> bytes | bytearray:
     """The raw bytes up to and including the first empty line (all of them when none).
 
     The header parser still reads the whole body it is given (into a text copy, a UCS-4

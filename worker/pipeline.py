@@ -56,7 +56,7 @@ class Classified:
     """A message after the chain: its resolved context, the chain's result, and for a
     duplicate the (id, decision) it repeats."""
 
-    raw: bytes
+    raw: bytes | bytearray
     ctx: RuleContext
     result: ChainResult
     earlier: tuple[int, str] | None
@@ -112,7 +112,7 @@ class Mailgate:
 
     def decide(
         self,
-        raw: bytes,
+        raw: bytes | bytearray,
         envelope: Envelope,
         session: Session | None = None,
         *,
@@ -144,7 +144,10 @@ class Mailgate:
         return self._pending(message, plan)
 
     def _classify(
-        self, raw: bytes, envelope: Envelope, directory: StoreDirectory | CachedDirectory
+        self,
+        raw: bytes | bytearray,
+        envelope: Envelope,
+        directory: StoreDirectory | CachedDirectory,
     ) -> Classified:
         """Parse, pick the policy in force, resolve the ticket once, run the chain."""
         mail = InboundMail.from_bytes(raw)
@@ -289,7 +292,7 @@ class Mailgate:
         return self.recorder.record(pending)
 
     def ingest(
-        self, raw: bytes, envelope: Envelope, *, reject_in_dialogue: bool = False
+        self, raw: bytes | bytearray, envelope: Envelope, *, reject_in_dialogue: bool = False
     ) -> Decision:
         """Decide, record, log the canonical line, and spool any reply when no relay is set."""
         started = time.perf_counter()

@@ -4,7 +4,8 @@ aiosmtpd closes a session after ``timeout`` seconds of silence, but a client tri
 byte at a time never goes silent. Here ``DATA`` also has an overall deadline, and
 connections are counted globally and per client address, so that a few slow or greedy
 clients cannot starve everyone else. Refusals are ``421`` and the connection is closed,
-so a well-behaved MTA retries later.
+so a well-behaved MTA retries later. The DATA phase itself is read into one buffer by
+``OneBufferData`` (``worker.ingress.data_phase``) rather than aiosmtpd's list of lines.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 
 import structlog
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, syntax
 
 from worker.ingress import answers
+from worker.ingress.data_phase import OneBufferData
 
 log = structlog.get_logger("mailgate.smtp")
 
@@ -88,6 +90,7 @@ class LimitedMixin:
             return False
         return super().eof_received()  # type: ignore[misc]
 
+    @syntax("DATA")  # an override without it would drop DATA from HELP
     async def smtp_DATA(self, arg: str) -> None:
         # A watchdog rather than wait_for: aiosmtpd closes the stream when DATA is
         # cancelled, and the client should first hear why.
@@ -115,14 +118,14 @@ class LimitedMixin:
         transport.close()
 
 
-class GateSMTP(LimitedMixin, SMTP):
+class GateSMTP(LimitedMixin, OneBufferData, SMTP):
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         self.limits = limits
         kwargs.setdefault("ident", answers.GREETING)  # not aiosmtpd's name and version
         super().__init__(*args, **kwargs)
 
 
-class GateLMTP(LimitedMixin, LMTP):
+class GateLMTP(LimitedMixin, OneBufferData, LMTP):
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         self.limits = limits
         kwargs.setdefault("ident", answers.GREETING)
