@@ -353,6 +353,7 @@ def reset_postgres(url: str) -> None:
             connection.execute(
                 text("INSERT INTO chain_head (id, seq, digest) VALUES (1, 0, :d)"), {"d": "0" * 64}
             )
+            connection.execute(text("INSERT INTO ticket_version (id, version) VALUES (1, 0)"))
     engine.dispose()
 
 
