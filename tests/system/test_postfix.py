@@ -342,7 +342,6 @@ def test_pipe_hands_off_to_serve_as_the_service_user(bare_postfix: Postfix) -> N
     serve = MailgateProcess(data, ("serve",), argv=[str(wrapper), "--config", str(config)])
     serve.user = postfix.user.pw_uid
     serve.env = {k: v for k, v in serve.env.items() if not k.startswith("MAILGATE_")}
-    serve.env["MAILGATE_LANGUAGE_PRELOAD"] = "false"  # nothing here needs the models
     try:
         postfix.start()
         assert serve.start()["ingest_socket"] == str(data / "ingest.sock")
