@@ -4,12 +4,15 @@ One command: ``.venv/bin/python bench/ingest_bench.py [--source DIR] [--runs N]`
 ``--source`` runs the ``worker`` package of another checkout (an export of an older
 commit) with this virtualenv, so before and after are measured in the same run.
 
-A data dir with tickets is set up once (SQLite, the shipped policies), then each kind of
-message is piped ``--runs`` times, each a new process with a new Message-ID (so every run
-decides and commits; none is a duplicate), after one warm-up run. The baseline is a bare
-``python -c pass`` timed the same way in the same run. Printed per kind: median wall
-seconds and peak RSS (the kernel's ``ru_maxrss`` of the finished process), and both as a
-difference over the baseline.
+A data dir with tickets is set up once (SQLite, the shipped policies) and a ``serve`` of the
+same source runs on it (listeners off but the ingest socket, language models preloaded).
+Each round then times, as new processes: a bare ``python -c pass`` (the baseline), and for
+each kind of message ``ingest`` handed off to that ``serve`` and ``ingest`` deciding
+in-process (``MAILGATE_INGEST_SOCKET=off``), each with a new Message-ID (every run decides
+and commits; none is a duplicate). The first round is a warm-up. Printed per kind and path:
+median wall seconds and peak RSS (the kernel's ``ru_maxrss`` of the finished process), and
+both as a difference over the baseline. A source without the ingest socket has no hand-off
+row.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -79,11 +83,17 @@ def timed(command: list[str], env: dict[str, str], cwd: Path, stdin: bytes) -> t
     return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
-def series(runs: int, command: list[str], env: dict[str, str], cwd: Path, kind: str | None):  # type: ignore[no-untyped-def]
-    figures = [
-        timed(command, env, cwd, message(kind, n) if kind else b"") for n in range(runs + 1)
-    ][1:]  # the first run is a warm-up
-    return statistics.median(f[0] for f in figures), statistics.median(f[1] for f in figures)
+def start_serve(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    """``serve`` with every TCP listener off, running once its start-up line is out."""
+    quiet = env | {"MAILGATE_SMTP_LISTEN": "off", "MAILGATE_HTTP_LISTEN": "off"}
+    process = subprocess.Popen([*command, "serve"], env=quiet, cwd=cwd, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    for line in process.stderr:
+        if b'"mailgate_started"' in line:
+            # Drained, never read: a full pipe would stall serve's log lines.
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+            return process
+    raise SystemExit(f"serve did not start: exit {process.wait()}")
 
 
 def main() -> None:
@@ -92,28 +102,58 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     source: Path = args.source.resolve()
-    data = Path(tempfile.mkdtemp(prefix="mailgate-ingest-"))
+    root = Path(tempfile.mkdtemp(prefix="mg-ingest-"))  # short: a socket path fits sun_path
+    data = root / "var"
     env = environment(source, data)
     mailgate = [sys.executable, "-m", "worker"]
     for ticket in (
         ["1001", "--kind", "technical", "--participant", "bob@partner.example"],
         ["2002", "--kind", "customer_care", "--participant", "carla@customer.example"],
     ):  # cwd: ``-m`` puts the working directory first on sys.path, before PYTHONPATH
-        subprocess.run([*mailgate, "tickets", "add", *ticket], env=env, cwd=data, check=True,
+        subprocess.run([*mailgate, "tickets", "add", *ticket], env=env, cwd=root, check=True,
                        capture_output=True)  # fmt: skip
+    serve = start_serve(mailgate, env, root)
+    paths = {"in-process": env | {"MAILGATE_INGEST_SOCKET": "off"}}
+    if (data / "ingest.sock").exists():
+        paths["handoff"] = env
+    figures: dict[tuple[str, str], list[tuple[float, float]]] = {}
     try:
-        base_s, base_mib = series(args.runs, [sys.executable, "-c", "pass"], env, data, None)
-        print(f"source: {source}; {args.runs} runs each after a warm-up; medians")
-        print(f"baseline `python -c pass`: {base_s:.3f} s, {base_mib:.0f} MiB")
-        print("| message | wall s | over baseline s | peak RSS MiB | over baseline MiB |")
-        print("|---|---:|---:|---:|---:|")
-        for kind in KINDS:
-            ingest = [*mailgate, "ingest", "-", "--sender", KINDS[kind][0]]
-            wall, mib = series(args.runs, ingest, env, data, kind)
-            print(f"| {kind} | {wall:.3f} | {wall - base_s:.3f} | {mib:.0f} "
-                  f"| {mib - base_mib:.0f} |")  # fmt: skip
+        for round_number in range(args.runs + 1):
+            counted = round_number > 0  # the first round is a warm-up
+            base = timed([sys.executable, "-c", "pass"], env, root, b"")
+            if counted:
+                figures.setdefault(("baseline", ""), []).append(base)
+            for kind in KINDS:
+                ingest = [*mailgate, "ingest", "-", "--sender", KINDS[kind][0]]
+                for path, path_env in paths.items():
+                    result = timed(ingest, path_env, root, message(kind, round_number))
+                    if counted:
+                        figures.setdefault((kind, path), []).append(result)
     finally:
-        shutil.rmtree(data, ignore_errors=True)
+        serve.terminate()
+        serve.wait(60)
+        shutil.rmtree(root, ignore_errors=True)
+    report(source, args.runs, figures)
+
+
+def report(
+    source: Path, runs: int, figures: dict[tuple[str, str], list[tuple[float, float]]]
+) -> None:
+    def medians(key: tuple[str, str]) -> tuple[float, float]:
+        values = figures[key]
+        return statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
+
+    base_s, base_mib = medians(("baseline", ""))
+    print(f"source: {source}; {runs} rounds after a warm-up; medians; load {os.getloadavg()}")
+    print(f"baseline `python -c pass`: {base_s:.3f} s, {base_mib:.1f} MiB")
+    print("| message | path | wall s | over baseline s | peak RSS MiB | over baseline MiB |")
+    print("|---|---|---:|---:|---:|---:|")
+    for kind, path in figures:
+        if kind == "baseline":
+            continue
+        wall, mib = medians((kind, path))
+        print(f"| {kind} | {path} | {wall:.3f} | {wall - base_s:.3f} | {mib:.1f} "
+              f"| {mib - base_mib:.1f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -47,9 +47,13 @@ def start_sink(port: int) -> subprocess.Popen[str]:
     return process
 
 
-def start_mailgate(port: int, data_dir: Path, workers: int) -> subprocess.Popen[str]:
+def start_mailgate(
+    port: int, data_dir: Path, workers: int, source: Path = ROOT
+) -> subprocess.Popen[str]:
+    """``mailgate serve`` of the code in ``source`` (this checkout unless ``--source``)."""
     env = {
         **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")])),
         "MAILGATE_DATA_DIR": str(data_dir),
         "MAILGATE_POLICY_DIR": str(ROOT / "policies"),
         "MAILGATE_SMTP_LISTEN": f"127.0.0.1:{port}",
@@ -71,9 +75,14 @@ def start_mailgate(port: int, data_dir: Path, workers: int) -> subprocess.Popen[
         env=env,
         check=True,
         capture_output=True,
+        cwd=source,
     )
     process = subprocess.Popen(
-        [*mailgate, "serve", "--workers", str(workers)], env=env, stderr=subprocess.PIPE, text=True
+        [*mailgate, "serve", "--workers", str(workers)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=source,
     )
     assert process.stderr is not None
     for line in process.stderr:
@@ -181,6 +190,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="mailgate serve --workers")
     parser.add_argument("--latency-seconds", type=float, default=15)
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=ROOT,
+        help="run the mailgate code in this directory (e.g. an export of main) instead",
+    )
     args = parser.parse_args()
     if not shutil.which("smtp-source"):
         raise SystemExit("smtp-source not found: apt-get install postfix")
@@ -188,7 +203,7 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="mailgate-bench-"))
     sink_port, mailgate_port = free_port(), free_port()
     sink = start_sink(sink_port)
-    gate = start_mailgate(mailgate_port, data_dir, args.workers)
+    gate = start_mailgate(mailgate_port, data_dir, args.workers, args.source.resolve())
     try:
         for reuse in (True, False):
             name = "reuse" if reuse else "new-connection"

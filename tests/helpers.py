@@ -353,6 +353,7 @@ def reset_postgres(url: str) -> None:
             connection.execute(
                 text("INSERT INTO chain_head (id, seq, digest) VALUES (1, 0, :d)"), {"d": "0" * 64}
             )
+            connection.execute(text("INSERT INTO ticket_version (id, version) VALUES (1, 0)"))
     engine.dispose()
 
 
@@ -371,9 +372,8 @@ def cli_env(data_dir: Path | str, **settings: str) -> dict[str, str]:
             "MAILGATE_POLICY_DIR": str(POLICIES),
             "MAILGATE_REPLY_SECRET": SECRET,
             "MAILGATE_HTTP_LISTEN": "off",
-            # Most tests start serve to talk to it, not to wait ~10 s for language models;
-            # tests/test_serve_startup.py turns the preload back on and checks it.
-            "MAILGATE_LANGUAGE_PRELOAD": "false",
+            # The language preload stays on as in production: since CLD2 and fastText it
+            # costs a tenth of a second, not the ten lingua's models took.
         }
     )
     env.update(settings)

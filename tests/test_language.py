@@ -39,3 +39,13 @@ def test_identifies_common_support_languages() -> None:
 
 def test_empty_text_is_undetermined() -> None:
     assert identify("   ").language is None
+
+
+def test_undecodable_bytes_in_the_text_are_read_past() -> None:
+    """A body decoded with surrogateescape keeps lone surrogates; they must not stop the
+    identification (an exception here would tempfail the message)."""
+    text = (
+        "Hello, the October invoice \udce9 is not correct, could you send us a credit note "
+        "please?\x00"
+    )
+    assert identify(text).language == "en"

@@ -37,6 +37,31 @@ def test_batch_with_a_repeated_message_decides_it_once(gate: Mailgate) -> None:
         assert verify_chain(iter_chain(session), head.seq, head.digest).ok
 
 
+def test_a_redelivery_in_a_later_batch_rolls_back_nothing_of_its_neighbours(
+    gate: Mailgate,
+) -> None:
+    """A batch is first written without savepoints; a message decided in an earlier batch
+    makes it start over with them. The first attempt's reply claim for its neighbour must
+    be gone with it: the neighbour still gets its one reply, and the chain is whole."""
+    raw = fixture_bytes("new_ticket.eml")
+    first = gate.recorder.record_many([gate.decide(raw, envelope("alice@customer.example"))])
+    neighbour = with_headers(raw, From="Dora <dora@customer.example>",
+                             Message_ID="<dora@customer.example>")  # fmt: skip
+    pendings = [
+        gate.decide(neighbour, envelope("dora@customer.example")),
+        gate.decide(raw, envelope("alice@customer.example")),
+    ]
+    decisions = gate.recorder.record_many(pendings)
+    assert [d.decision for d in decisions] == ["rejected_new_ticket", "duplicate"]
+    assert decisions[0].reply["status"] == "queued", "not rate-limited by its own first try"
+    assert decisions[1].duplicate_of == first[0].id
+    assert [d.seq for d in decisions] == [2, 3]
+    with Session(gate.engine) as session:
+        head = session.get(ChainHead, 1)
+        assert head is not None and head.seq == 3
+        assert verify_chain(iter_chain(session), head.seq, head.digest).ok
+
+
 def test_group_commit_thread_under_concurrency(gate: Mailgate) -> None:
     """Twelve threads through the committer: every message decided once, chain intact."""
     gate.recorder.start()

@@ -117,7 +117,8 @@ def test_outbox_alone_delivers_what_ingest_committed(
         ingest.communicate(fixture_bytes("new_ticket.eml"), timeout=60)
         assert ingest.returncode == 0 and relay.messages == []
         if command == ("serve",):
-            settings |= {"MAILGATE_SMTP_LISTEN": "off", "MAILGATE_MILTER_LISTEN": "off"}
+            off = ("SMTP_LISTEN", "MILTER_LISTEN", "INGEST_SOCKET")
+            settings |= {f"MAILGATE_{name}": "off" for name in off}
         else:  # dispatch ignores the listeners even when they are configured
             settings |= {"MAILGATE_SMTP_LISTEN": f"127.0.0.1:{free_port()}"}
         process = run(tmp_path, *command, **settings)

@@ -1,5 +1,5 @@
 """Allows ``python -m worker`` as an alias of the ``mailgate`` console script."""
 
-from worker.cli import main
+from worker.launcher import main
 
 main()

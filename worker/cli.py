@@ -95,7 +95,7 @@ def dispatch() -> None:
     from worker.serve import serve as run_server
 
     # No listener and no mailbox: exactly `serve` with every listener off.
-    off = {"smtp_listen": None, "lmtp_listen": None, "milter_listen": None}
+    off = {"smtp_listen": None, "lmtp_listen": None, "milter_listen": None, "ingest_socket": "off"}
     cfg = settings().model_copy(update=off | {"http_listen": None, "imap_url": None})
     code = run_server(open_gate(cfg))
     if code:
@@ -124,15 +124,13 @@ def ingest(
 
     Exit 0 decided, 64 usage, 65 unreadable input, 75 retry later (also a bad setting).
     """
-    from worker.console import out, print_json
+    import sys
+
     from worker.ingress import pipe
 
     delivery = pipe.PipeDelivery.from_arguments(arguments or [], sender, recipient or [])
     decision = pipe.ingest(settings(), delivery)
-    if as_json:
-        print_json(decision.as_dict())
-    else:
-        out.print(pipe.summary(decision))
+    sys.stdout.write(pipe.output(decision, as_json))
 
 
 @app.command()

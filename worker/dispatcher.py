@@ -33,7 +33,7 @@ from worker.mail import wire_address
 from worker.oauth import TokenError, TokenManager
 from worker.oauth.login import smtp_login
 from worker.outbox import MAIL_KINDS
-from worker.store.db import transaction
+from worker.store.db import transaction, writer_turn
 from worker.store.models import OutboxRow
 
 log = structlog.get_logger("mailgate.outbox")
@@ -78,7 +78,7 @@ class Dispatcher:
         return (*MAIL_KINDS, "webhook") if self.relay_url else ("webhook",)
 
     def claim(self, now: datetime) -> list[OutboxRow]:
-        with transaction(self.engine) as session:
+        with writer_turn(self.engine), transaction(self.engine) as session:
             statement = (
                 select(OutboxRow)
                 .where(
@@ -120,7 +120,7 @@ class Dispatcher:
         return len(rows)
 
     def mark(self, row: OutboxRow, status: str, detail: str, now: datetime) -> None:
-        with transaction(self.engine) as session:
+        with writer_turn(self.engine), transaction(self.engine) as session:
             stored = session.get(OutboxRow, row.id)
             if stored is None:
                 return

@@ -81,6 +81,15 @@ PIPE = ExitCodes(
 )
 
 
+def failure(error: Exception, codes: ExitCodes) -> tuple[str, int]:
+    """The one line and the exit code a command that raised ``error`` ends with."""
+    if isinstance(error, TransientError):
+        return f"{codes.transient_hint}{error}", EX_TEMPFAIL
+    if isinstance(error, MailgateError):
+        return str(error), codes.code_for(error)
+    return f"{codes.transient_hint}internal error {type(error).__name__}", EX_TEMPFAIL
+
+
 def fail(message: str, code: int) -> NoReturn:
     sys.stderr.write(f"mailgate: {message}\n")
     raise typer.Exit(code)
@@ -96,13 +105,11 @@ def exits(codes: ExitCodes = OPERATOR) -> Callable[[Command], Command]:
                 return command(*args, **kwargs)
             except (typer.Exit, typer.Abort, typer.TyperException):
                 raise  # typer's own signals: an exit code already chosen, or a usage error
-            except TransientError as exc:
-                fail(f"{codes.transient_hint}{exc}", EX_TEMPFAIL)
-            except MailgateError as exc:
-                fail(str(exc), codes.code_for(exc))
-            except Exception as exc:  # a bug: the caller must still be able to retry
-                structlog.get_logger("mailgate").exception("command_failed", command=_name(run))
-                fail(f"{codes.transient_hint}internal error {type(exc).__name__}", EX_TEMPFAIL)
+            except Exception as exc:
+                if not isinstance(exc, MailgateError):  # a bug: the caller may still retry
+                    log = structlog.get_logger("mailgate")
+                    log.exception("command_failed", command=_name(run))
+                fail(*failure(exc, codes))
 
         return run  # type: ignore[return-value]
 

@@ -19,7 +19,7 @@ from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from worker.html_text import html_to_text
 
@@ -36,6 +36,7 @@ def clean_text(value: str, limit: int = 998) -> str:
     return _CONTROL.sub(" ", value).strip()[:limit]
 
 
+@lru_cache(maxsize=4096)  # pure, and the same few senders and recipients come back
 def normalize_address(value: str | None) -> str:
     """The one form addresses are compared and sent in, or ``""`` for the null or a broken one.
 
@@ -155,6 +156,11 @@ class InboundMail:
     headers: Message | None = None
     parse_error: str | None = None
     defects: list[str] = field(default_factory=list)
+    # The rules ask for the same few fields over and over (a follow-up's From is read by a
+    # dozen of them): each header's values and each address list are worked out once.
+    _memo: dict[tuple[str, ...], list[str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_bytes(cls, raw: bytes | bytearray) -> InboundMail:
@@ -179,7 +185,10 @@ class InboundMail:
         return values[0] if values else None
 
     def header_all(self, name: str) -> list[str]:
-        return [_decode(v) for v in self.header_raw_all(name)]
+        key = ("decoded", name.lower())
+        if key not in self._memo:
+            self._memo[key] = [_decode(v) for v in self.header_raw_all(name)]
+        return list(self._memo[key])
 
     def header_raw_all(self, name: str) -> list[str]:
         """Every value of a header as text, encoded words still encoded.
@@ -190,13 +199,26 @@ class InboundMail:
         if self.headers is None:
             return []
         wanted = name.lower()
-        try:
-            return [from_wire(v) for k, v in self.headers.raw_items() if k.lower() == wanted]
-        except Exception:
-            return []
+        key = ("raw", wanted)
+        if key not in self._memo:
+            try:
+                values = [from_wire(v) for v in self._raw_index.get(wanted, ())]
+            except Exception:
+                values = []
+            self._memo[key] = values
+        return list(self._memo[key])
+
+    @cached_property
+    def _raw_index(self) -> dict[str, list[str]]:
+        """Raw header values by lower-cased name, in order: one pass over the fields."""
+        index: dict[str, list[str]] = {}
+        if self.headers is not None:
+            for name, value in self.headers.raw_items():
+                index.setdefault(name.lower(), []).append(value)
+        return index
 
     def has_header(self, name: str) -> bool:
-        return self.headers is not None and name in self.headers
+        return self.headers is not None and name.lower() in self._raw_index
 
     def header_names(self) -> list[str]:
         if self.headers is None:
@@ -248,11 +270,14 @@ class InboundMail:
         Split before any encoded word is decoded: only the display names are encoded, and a
         decoded name may hold the comma that separates addresses.
         """
-        found: list[str] = []
-        for name in names:
-            for value in self.header_raw_all(name):
-                found += _addresses_of(clean_text(value, 10_000))
-        return found
+        key = ("addresses", *(name.lower() for name in names))
+        if key not in self._memo:
+            found: list[str] = []
+            for name in names:
+                for value in self.header_raw_all(name):
+                    found += _addresses_of(clean_text(value, 10_000))
+            self._memo[key] = found
+        return list(self._memo[key])
 
     @cached_property
     def content_type(self) -> str:

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from worker.clock import utcnow
 from worker.decision import OutboxKind
 from worker.private import open_private, private_directory
-from worker.store.db import transaction
+from worker.store.db import transaction, writer_turn
 from worker.store.models import OutboxRow
 
 MAIL_KINDS = (OutboxKind.AUTO_REPLY, OutboxKind.FORWARD_MAIL)
@@ -31,7 +31,10 @@ def spool_pending(engine: Engine, directory: Path, ids: list[int] | None = None)
     """Write queued rows (all, or just ``ids``) to the spool; returns how many were written."""
     private_directory(directory)
     written = 0
-    with transaction(engine) as session:
+    # Its turn among the SQLite writers like the recorder's: SQLite's own busy handler
+    # would sleep up to 100 ms at a time while the committers hold the lock (the DATA→250
+    # of a message with a reply waited up to seconds for it under load).
+    with writer_turn(engine), transaction(engine) as session:
         statement = select(OutboxRow).where(
             col(OutboxRow.status) == "queued", col(OutboxRow.kind).in_(MAIL_KINDS)
         )

@@ -44,10 +44,8 @@ from worker.replies import build_reply, plan_reply
 from worker.settings import Settings
 from worker.spam import spam_verdict
 from worker.store.db import TRANSIENT_DB_ERRORS, make_engine, migrate
-from worker.store.repository import (
-    StoreDirectory,
-    reply_slot_free,
-)
+from worker.store.repository import StoreDirectory, reply_slot_free
+from worker.store.ticket_cache import CachedDirectory, TicketCache
 from worker.tokens import ReplyTokens
 
 log = structlog.get_logger("mailgate.decision")
@@ -77,6 +75,7 @@ class Mailgate:
         # Reads take no write lock on SQLite (plain BEGIN), writes use BEGIN IMMEDIATE.
         self.read_engine = engine.execution_options(mailgate_read=True)
         self.recorder = Recorder(engine)
+        self.tickets = TicketCache(engine)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Mailgate:
@@ -128,13 +127,15 @@ class Mailgate:
         transaction makes anyway are skipped (see ``_CommitDecides``); ``explain`` keeps
         them, so that a dry run still says "duplicate" and "rate_limited".
         """
+        if recording and session is None:
+            # No session: tickets come from the cache, the commit decides the rest.
+            message = self._classify(raw, envelope, CachedDirectory(self.tickets))
+            plan = self._plan_reply(message, None, reject_in_dialogue, pre_read=False)
+            return self._pending(message, plan)
         if session is None:
             try:
                 with Session(self.read_engine) as own:
-                    return self.decide(
-                        raw, envelope, own, reject_in_dialogue=reject_in_dialogue,
-                        recording=recording,
-                    )  # fmt: skip
+                    return self.decide(raw, envelope, own, reject_in_dialogue=reject_in_dialogue)
             except TRANSIENT_DB_ERRORS as exc:
                 raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
         directory = _CommitDecides(session) if recording else StoreDirectory(session)
@@ -143,7 +144,10 @@ class Mailgate:
         return self._pending(message, plan)
 
     def _classify(
-        self, raw: bytes | bytearray, envelope: Envelope, directory: StoreDirectory
+        self,
+        raw: bytes | bytearray,
+        envelope: Envelope,
+        directory: StoreDirectory | CachedDirectory,
     ) -> Classified:
         """Parse, pick the policy in force, resolve the ticket once, run the chain."""
         mail = InboundMail.from_bytes(raw)
@@ -169,7 +173,11 @@ class Mailgate:
         return Classified(raw, ctx, result, earlier)
 
     def _plan_reply(
-        self, message: Classified, session: Session, reject_in_dialogue: bool, pre_read: bool
+        self,
+        message: Classified,
+        session: Session | None,
+        reject_in_dialogue: bool,
+        pre_read: bool,
     ) -> ReplyPlan:
         """Whether the decision gets an automatic reply, and why not when it does not."""
         ctx, decision = message.ctx, message.result.decision
@@ -192,7 +200,7 @@ class Mailgate:
             # The desk's filter called it spam: its sender is likely forged (backscatter).
             return ReplyPlan(ReplyStatus.SUPPRESSED, "spam")
         # The claim in record() decides; only a dry run needs to know beforehand.
-        if not pre_read:
+        if not pre_read or session is None:
             return plan
         window, _ = reply_windows(ctx.policy)
         if not reply_slot_free(

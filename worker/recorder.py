@@ -1,13 +1,15 @@
 """Recording decisions: one transaction per batch, so that ``250`` means committed *and*
 throughput grows with the number of concurrent sessions (group commit).
 
-Each decision in a batch is appended inside its own savepoint: the raw message, the reply
-ledger claim, the decision row with its audit-chain link, and its outbox rows. A message
-already decided (the unique ``dedup_key`` refuses it, whether the earlier decision was
-committed long ago or is a few rows up in the same batch) is rolled back to its savepoint
-and appended again as ``duplicate``. The batch commits once, with one fsync; only then is
-any caller answered. If the commit fails, every caller in the batch gets the error and
-nothing of the batch exists, so each sender retries.
+Each decision in a batch is appended in turn: the raw message, the reply ledger claim, the
+decision row with its audit-chain link, and its outbox rows. A message already decided
+(the unique ``dedup_key`` refuses it, whether the earlier decision was committed long ago
+or is a few rows up in the same batch) rolls the whole batch back; the batch is then
+written again with each message inside its own savepoint, and that message is rolled back
+to it and appended as ``duplicate`` (a savepoint around every message cost two statements
+each, for the rare redelivery). The batch commits once, with one fsync; only then is any
+caller answered. If the commit fails, every caller in the batch gets the error and nothing
+of the batch exists, so each sender retries.
 """
 
 from __future__ import annotations
@@ -98,34 +100,45 @@ class Recorder:
 
     def record_many(self, pendings: list[Pending]) -> list[Decision]:
         now = utcnow()
-        results: list[Decision] = []
         try:
-            with writer_turn(self.engine), transaction(self.engine) as session:
-                head = lock_chain_head(session)
-                # The chain position is kept in memory for the batch and written once at the
-                # end; a savepoint rolled back never advanced it.
-                position = _Position(head.seq, head.digest)
-                connection = session.connection()
-                for pending in pendings:
-                    try:
-                        with connection.begin_nested():
-                            results.append(self._append(session, position, pending, now))
-                    except _AlreadyDecided:
-                        original = StoreDirectory(session).decided_as(pending.dedup_key or "")
-                        if original is None:
-                            raise TransientError("decision write conflicted; retry") from None
-                        with connection.begin_nested():
-                            duplicate = as_duplicate(pending, *original)
-                            results.append(self._append(session, position, duplicate, now))
-                connection.execute(
-                    update(HEAD)
-                    .where(HEAD.c.id == 1)
-                    .values(seq=position.seq, digest=position.digest)
-                )
+            try:
+                # Most batches hold no message decided before: written straight through.
+                results = self._write(pendings, now, savepoints=False)
+            except _AlreadyDecided:
+                # The whole batch rolled back; again, each message in its own savepoint.
+                results = self._write(pendings, now, savepoints=True)
         except sqlalchemy.exc.IntegrityError as exc:
             raise TransientError(f"database refused the write: {type(exc.orig).__name__}") from exc
         self.batches += 1
         self.recorded += len(results)
+        return results
+
+    def _write(self, pendings: list[Pending], now: datetime, savepoints: bool) -> list[Decision]:
+        """One transaction for the batch. Without ``savepoints`` a message already decided
+        raises ``_AlreadyDecided`` and nothing of the batch is kept; with them it is
+        rolled back to its savepoint and appended again as a ``duplicate``."""
+        results: list[Decision] = []
+        with writer_turn(self.engine), transaction(self.engine) as session:
+            head = lock_chain_head(session)
+            # The chain position is kept in memory for the batch and written once at the
+            # end; a savepoint rolled back never advanced it.
+            position = _Position(head.seq, head.digest)
+            connection = session.connection()
+            for pending in pendings:
+                if not savepoints:
+                    results.append(self._append(session, position, pending, now))
+                    continue
+                try:
+                    with connection.begin_nested():
+                        results.append(self._append(session, position, pending, now))
+                except _AlreadyDecided:
+                    original = StoreDirectory(session).decided_as(pending.dedup_key or "")
+                    if original is None:
+                        raise TransientError("decision write conflicted; retry") from None
+                    with connection.begin_nested():
+                        duplicate = as_duplicate(pending, *original)
+                        results.append(self._append(session, position, duplicate, now))
+            connection.execute(_MOVE_HEAD, {"seq": position.seq, "digest": position.digest})
         return results
 
     def _append(
@@ -143,12 +156,9 @@ class Recorder:
         digest = row_digest(position.digest, fields)
         connection = session.connection()
         public_id = new_public_id()
+        row = {**fields, "public_id": public_id, "prev_digest": position.digest, "digest": digest}
         try:
-            decision_id = connection.execute(
-                insert(DECISION)
-                .values(**fields, public_id=public_id, prev_digest=position.digest, digest=digest)
-                .returning(DECISION.c.id)
-            ).scalar_one()
+            decision_id = connection.execute(_INSERT_DECISION, row).scalar_one()
         except sqlalchemy.exc.IntegrityError as exc:
             raise _AlreadyDecided() from exc
         decision.outbox_ids = [
@@ -198,27 +208,20 @@ def _decision_fields(
 def _insert_outbox(
     session: Session, decision_id: int, item: OutboxItem, now: datetime, max_delivery: timedelta
 ) -> int:
-    row_id: int = (
-        session.connection()
-        .execute(
-            insert(OUTBOX)
-            .values(
-                decision_id=decision_id,
-                kind=str(item.kind),
-                mail_from=item.mail_from,
-                rcpt_to=item.rcpt_to,
-                message_id=item.message_id,
-                body=item.body,
-                status="queued",
-                attempts=0,
-                created_at=now,
-                next_attempt_at=now,
-                expires_at=now + max_delivery,
-            )
-            .returning(OUTBOX.c.id)
-        )
-        .scalar_one()
-    )
+    row = {
+        "decision_id": decision_id,
+        "kind": str(item.kind),
+        "mail_from": item.mail_from,
+        "rcpt_to": item.rcpt_to,
+        "message_id": item.message_id,
+        "body": item.body,
+        "status": "queued",
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+        "expires_at": now + max_delivery,
+    }
+    row_id: int = session.connection().execute(_INSERT_OUTBOX, row).scalar_one()
     return row_id
 
 
@@ -233,6 +236,11 @@ class _Position:
 DECISION = SQLModel.metadata.tables["decision"]
 OUTBOX = SQLModel.metadata.tables["outbox"]
 HEAD = SQLModel.metadata.tables["chain_head"]
+# Built once: a statement built per row cost more Python (coercion, cache key) than its
+# execution; executed with a dict of values, each compiles once and is reused.
+_INSERT_DECISION = insert(DECISION).returning(DECISION.c.id)
+_INSERT_OUTBOX = insert(OUTBOX).returning(OUTBOX.c.id)
+_MOVE_HEAD = update(HEAD).where(HEAD.c.id == 1)
 
 
 def as_duplicate(pending: Pending, original_id: int, original_decision: str) -> Pending:

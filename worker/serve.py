@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from worker.allocator import fix_mmap_threshold
 from worker.clock import utcnow
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
+from worker.ingress.handoff import HandoffHandler, listening_socket
 from worker.ingress.imap import ImapTarget, MailboxWorker, start_workers
 from worker.ingress.milter import MilterHandler
 from worker.ingress.milter import start_listener as start_milter
@@ -46,14 +48,21 @@ class Server:
     """The running service; ``run`` returns when a stop signal has been handled."""
 
     def __init__(
-        self, gate: Mailgate, workers: int = 16, *, reuse_port: bool = False, dispatch: bool = True
+        self,
+        gate: Mailgate,
+        workers: int = 16,
+        *,
+        reuse_port: bool = False,
+        dispatch: bool = True,
+        ingest: socket.socket | None = None,
     ) -> None:
         self.gate = gate
+        self.ingest = ingest  # the ingest socket, bound by serve() (shared by --workers)
         gate.recorder.start()  # group commit: concurrent sessions share each fsync
         self.reuse_port = reuse_port
         self.dispatch = dispatch
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decide")
-        self.handlers: list[GateHandler | MilterHandler] = []
+        self.handlers: list[GateHandler | MilterHandler | HandoffHandler] = []
         self.servers: list[asyncio.base_events.Server] = []
         self.stopping = asyncio.Event()
         self.imap_workers: list[MailboxWorker] = []
@@ -114,7 +123,18 @@ class Server:
             self.servers.append(server)
             port = server.sockets[0].getsockname()[1]
             listening.append(f"{channel}://{address[0]}:{port}")
-        return listening + await self.start_milter()
+        listening += await self.start_milter()
+        await self.start_ingest()
+        return listening
+
+    async def start_ingest(self) -> None:
+        """Accept ``mailgate ingest`` hand-offs on the socket serve() bound."""
+        if self.ingest is None:
+            return
+        handler = HandoffHandler(self.gate, self.executor, on_outbox=self.wake.set)
+        server = await asyncio.start_unix_server(handler.session, sock=self.ingest)
+        self.handlers.append(handler)
+        self.servers.append(server)
 
     async def start_milter(self) -> list[str]:
         value = self.gate.settings.milter_listen
@@ -293,6 +313,7 @@ def announce(gate: Mailgate, listening: list[str], workers: int) -> None:
         reject_mode=settings.reject_mode,
         outbox="relay" if settings.relay_url else str(settings.outbox_dir),
         imap=[ImapTarget.parse(url).key for url in settings.imap_url or []],
+        ingest_socket=str(path) if (path := settings.ingest_socket_path) else None,
     )
 
 
@@ -318,7 +339,12 @@ def load_language_models(gate: Mailgate) -> None:
     client waits for them inside a dialogue and the workers share the pages. The outbox
     alone (``dispatch``, or every listener off) decides nothing and loads nothing."""
     settings = gate.settings
-    deciding = (settings.smtp_listen, settings.lmtp_listen, settings.milter_listen)
+    deciding = (
+        settings.smtp_listen,
+        settings.lmtp_listen,
+        settings.milter_listen,
+        settings.ingest_socket_path,
+    )
     if not settings.language_preload or (not any(deciding) and not settings.imap_url):
         return
     if not any(policy.document.language.enabled for policy in gate.policies.policies):
@@ -348,13 +374,14 @@ def serve(gate: Mailgate, workers: int = 1) -> int:
     refuse_unworkable(gate)
     load_language_models(gate)
     fix_mmap_threshold()  # before forking: the workers inherit it
-    if workers <= 1:
-        asyncio.run(Server(gate).run())
-        return 0
-    return _run_workers(gate, workers)
+    with listening_socket(gate.settings.ingest_socket_path) as ingest:
+        if workers <= 1:
+            asyncio.run(Server(gate, ingest=ingest).run())
+            return 0
+        return _run_workers(gate, workers, ingest)
 
 
-def _run_workers(gate: Mailgate, count: int) -> int:
+def _run_workers(gate: Mailgate, count: int, ingest: socket.socket | None = None) -> int:
     """Fork ``count`` workers listening with SO_REUSEPORT; the kernel spreads connections.
 
     Python decides one message per core at a time, so processes, not threads, use both
@@ -370,7 +397,7 @@ def _run_workers(gate: Mailgate, count: int) -> int:
             os.close(read_fd)
             code = 0
             try:
-                server = Server(gate, reuse_port=True, dispatch=index == 0)
+                server = Server(gate, reuse_port=True, dispatch=index == 0, ingest=ingest)
                 asyncio.run(server.run(ready_fd=write_fd))
             except ConfigError as exc:
                 sys.stderr.write(f"mailgate: {exc}\n")
@@ -380,6 +407,8 @@ def _run_workers(gate: Mailgate, count: int) -> int:
                 code = 1
             os._exit(code)
         children.append(pid)
+    if ingest is not None:
+        ingest.close()  # the workers accept; once they have stopped, clients are refused
     os.close(write_fd)
     ready = b""
     while chunk := os.read(read_fd, 64):

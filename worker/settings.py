@@ -21,6 +21,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigError
+from worker.launcher import DEFAULT_DATA_DIR, socket_path
 
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 MIN_REPLY_SECRET = 32
@@ -51,12 +52,15 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MAILGATE_", extra="forbid")
 
-    data_dir: Path = Path("./var")
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
     database_url: str | None = None
     policy_dir: Path = Path("./policies")
     smtp_listen: str | None = "127.0.0.1:2525"
     lmtp_listen: str | None = None
     milter_listen: str | None = None
+    # Where `serve` takes messages from `mailgate ingest` (worker.launcher): unset means
+    # <data dir>/ingest.sock, "off" disables; the launcher reads it by the same rule.
+    ingest_socket: str | None = None
     http_listen: str | None = "127.0.0.1:8025"
     support_domains: list[str] | None = None
     relay_url: str | None = None
@@ -80,9 +84,9 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     proxy_protocol: bool = False
-    # Load the language models before listening (no client waits ~4-10 s for them inside a
-    # dialogue; ~800 MiB resident from the start). Off: loaded by the first message that
-    # needs them, for small installs that rarely see Customer Care mail.
+    # Load the language models before listening, so no client waits for them inside a
+    # dialogue and forked workers share them (~0.1 s, a few MiB). Off: loaded by the first
+    # message that needs them.
     language_preload: bool = True
     forward_to: str | None = None
     forward_url: str | None = None
@@ -239,6 +243,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'mailgate.db').resolve()}"
+
+    @property
+    def ingest_socket_path(self) -> Path | None:
+        path = socket_path(self.ingest_socket, str(self.data_dir))
+        return None if path is None else Path(path)
 
     @property
     def outbox_dir(self) -> Path:

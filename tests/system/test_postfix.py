@@ -8,8 +8,10 @@ and what mailgate recorded. The Postfix log lines of each path go to
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import smtplib
 from collections.abc import Iterator
 from pathlib import Path
@@ -323,3 +325,46 @@ def test_pipe_as_service_user_with_dispatch_alone(bare_postfix: Postfix) -> None
     ]
     assert len(postfix.maildir("customer")) == 1  # the second recipient: no second reply
     record_log("pipe: delivered to mailgate ingest", postfix, r"relay=mailgate, .*status=sent")
+
+
+def test_pipe_hands_off_to_serve_as_the_service_user(bare_postfix: Postfix) -> None:
+    """With `serve` running as the pipe's user, each `mailgate ingest` hands its message over
+    the ingest socket: serve decides both deliveries and sends the one reply."""
+    postfix = bare_postfix
+    data, config, wrapper = pipe_install(postfix)
+    values = {
+        **RECIPE_VALUES,
+        "MAILGATE_USER": postfix.user.pw_name,
+        "MAILGATE_BIN": str(wrapper),
+        "MAILGATE_CONFIG": str(config),
+    }
+    postfix.write_config(MAILBOXES, ("pipe.main.cf", "pipe.master.cf"), values)
+    serve = MailgateProcess(data, ("serve",), argv=[str(wrapper), "--config", str(config)])
+    serve.user = postfix.user.pw_uid
+    serve.env = {k: v for k, v in serve.env.items() if not k.startswith("MAILGATE_")}
+    try:
+        postfix.start()
+        assert serve.start()["ingest_socket"] == str(data / "ingest.sock")
+        raw = fixture_bytes("new_ticket.eml")
+        rcpts = ["support@wildix.com", "help@wildix.com"]
+        assert submit(postfix.port, "alice@customer.example", rcpts, raw)[0] == 250
+        postfix.wait_for(lambda: postfix.maildir("customer"), "the reply sent by serve")
+        postfix.wait_for(lambda: len(decisions(data)) == 2, "both pipe deliveries decided")
+        assert serve.process is not None and serve.process.stderr is not None
+        serve.process.send_signal(signal.SIGTERM)
+        assert serve.process.wait(60) == 0
+        log = [json.loads(line) for line in serve.process.stderr if line.startswith(b"{")]
+    finally:
+        serve.stop()
+    # serve's own log has both decisions: neither pipe process decided by itself
+    assert [r["decision"] for r in log if r["event"] == "decision"] == [
+        "rejected_new_ticket",
+        "duplicate",
+    ]
+    assert [(d["decision"], d["channel"]) for d in decisions(data)] == [
+        ("rejected_new_ticket", "pipe"),
+        ("duplicate", "pipe"),
+    ]
+    assert len(postfix.maildir("customer")) == 1
+    assert not (data / "ingest.sock").exists()
+    record_log("pipe: handed to serve", postfix, r"relay=mailgate, .*status=sent")

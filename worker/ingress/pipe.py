@@ -11,6 +11,8 @@ from the headers (``Envelope.from_headers``). ``explain`` reads its message the 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,13 +40,21 @@ class PipeDelivery:
 
     @classmethod
     def from_arguments(
-        cls, positional: list[str], sender: str | None, recipients: list[str]
+        cls,
+        positional: list[str],
+        sender: str | None,
+        recipients: list[str],
+        exists: Callable[[str], bool] | None = None,
     ) -> PipeDelivery:
-        """FILE among the positional arguments; the other ones are recipients Postfix added."""
-        files = [value for value in positional if not _is_recipient(value)]
+        """FILE among the positional arguments; the other ones are recipients Postfix added.
+
+        ``exists`` tells whether a value names a file where ``ingest`` runs (the ingest
+        socket passes what the client saw)."""
+        exists = exists or (lambda value: Path(value).exists())
+        files = [value for value in positional if not _is_recipient(value, exists)]
         if len(files) > 1:
             raise UsageProblem(f"one message per call: got {len(files)} files ({', '.join(files)})")
-        extra = [value for value in positional if _is_recipient(value)]
+        extra = [value for value in positional if _is_recipient(value, exists)]
         return cls(
             source=files[0] if files else "-",
             sender=sender,
@@ -62,9 +72,9 @@ class PipeDelivery:
         )
 
 
-def _is_recipient(value: str) -> bool:
+def _is_recipient(value: str, exists: Callable[[str], bool]) -> bool:
     """An address, not a file: the MTA appended it, nobody named a file like that."""
-    return value != "-" and bool(normalize_address(value)) and not Path(value).exists()
+    return value != "-" and bool(normalize_address(value)) and not exists(value)
 
 
 def ingest(settings: Settings, delivery: PipeDelivery) -> Decision:
@@ -83,6 +93,19 @@ def explain(settings: Settings, delivery: PipeDelivery, at: datetime | None) -> 
     raw = read_bytes(delivery.source)
     gate = open_gate(settings)
     return gate.explain(raw, delivery.envelope(raw, at))
+
+
+def output(decision: Decision, as_json: bool) -> str:
+    """What ``ingest`` prints, in-process or answered over the ingest socket alike."""
+    if as_json:
+        return json.dumps(decision.as_dict()) + "\n"
+    from io import StringIO
+
+    from rich.console import Console
+
+    text = StringIO()  # the same console options as worker.console.out
+    Console(file=text, highlight=False, soft_wrap=True).print(summary(decision))
+    return text.getvalue()
 
 
 def summary(decision: Decision) -> str:

@@ -75,6 +75,16 @@ class Ticket(SQLModel, table=True):
     updated_at: datetime
 
 
+class TicketVersion(SQLModel, table=True):
+    """One row, bumped by triggers on every change to ``ticket``: tells a process's cached
+    ticket directory that it is stale (migration 0005)."""
+
+    __tablename__ = "ticket_version"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
 class ReplyLedger(SQLModel, table=True):
     """When each (sender, reason) pair last got an automatic reply: the rate limit's memory."""
 
