@@ -151,6 +151,40 @@ def new_ticket_from(number: int) -> bytes:
     )
 
 
+def test_batches_are_moved_whole_and_only_after_commit(
+    tmp_path: Path, database_url: str, dovecot: Dovecot
+) -> None:
+    """After each batch's move the mailbox holds exactly the batches moved so far, every
+    message of them committed and its reply spooled, and every other message in INBOX."""
+    gate = imap_gate(tmp_path, database_url, dovecot)
+    count = 130  # three batches: 50, 50, 30
+    client = dovecot.client()
+    for number in range(count):
+        client.append("INBOX", new_ticket_from(number))
+    client.logout()
+    seen: list[tuple[set[str | None], list[str], list[str], int]] = []
+
+    def look(decisions: list[Decision]) -> None:
+        # Called on the worker's thread once a batch is committed, spooled and moved.
+        committed = {r.message_id for r in rows(gate)}
+        moved, waiting = dovecot.message_ids("Rejected"), dovecot.message_ids("INBOX")
+        seen.append((committed, moved, waiting, len(outbox_files(gate))))
+
+    drain = Drain(gate, dovecot, on_batch=look)
+    try:
+        drain.wait_decided(count)
+    finally:
+        drain.close()
+    everything = {f"<bulk-{number}@customer.example>" for number in range(count)}
+    assert [len(moved) for _, moved, _, _ in seen] == [50, 100, 130]
+    for committed, moved, waiting, spooled in seen:
+        assert set(moved) <= committed, "moved before its decision was committed"
+        assert len(set(moved)) == len(moved) and not set(moved) & set(waiting)
+        assert set(moved) | set(waiting) == everything, "a message left INBOX undecided"
+        assert spooled == len(moved), "replies spooled for exactly the moved batches"
+    assert len(outbox_files(gate)) == count, "one reply each"
+
+
 def test_dovecot_restart_mid_drain_loses_nothing_and_decides_once(
     tmp_path: Path, database_url: str, dovecot: Dovecot
 ) -> None:
