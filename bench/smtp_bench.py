@@ -137,9 +137,15 @@ def load(port: int, messages: int, reuse: bool) -> float:
     return messages / elapsed
 
 
-def latency(port: int, rate: float, seconds: float) -> tuple[float, float, int]:
-    """Paced sends at ``rate`` msg/s over 20 connections; DATA→250 times in ms."""
+def latency(port: int, rate: float, seconds: float) -> dict[str, float]:
+    """Paced sends at ``rate`` msg/s over 20 connections; DATA→250 times in ms.
+
+    Each connection sends as its own new sender, so its first message is the one that
+    gets an automatic reply (spooled before the 250) and the rest are rate-limited: the
+    p99 is given over all messages and, apart, over the others.
+    """
     samples: list[float] = []
+    unanswered: list[float] = []
     lock = threading.Lock()
     body = b"X" * 76 + b"\r\n"
     interval = SESSIONS / rate
@@ -172,6 +178,8 @@ def latency(port: int, rate: float, seconds: float) -> tuple[float, float, int]:
                 assert code == 250, code
                 with lock:
                     samples.append(elapsed)
+                    if sequence > 1:
+                        unanswered.append(elapsed)
                 next_at += interval
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(SESSIONS)]
@@ -179,9 +187,18 @@ def latency(port: int, rate: float, seconds: float) -> tuple[float, float, int]:
         thread.start()
     for thread in threads:
         thread.join()
+    return {
+        "rate": rate,
+        "p50_ms": statistics.median(samples),
+        "p99_ms": _p99(samples),
+        "samples": len(samples),
+        "p99_without_replies_ms": _p99(unanswered),
+    }
+
+
+def _p99(samples: list[float]) -> float:
     ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return statistics.median(ordered), p99, len(ordered)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 def main() -> None:
@@ -216,8 +233,7 @@ def main() -> None:
                 "ratio": gate_rate / sink_rate,
             }
         half = max(results["reuse"]["mailgate"] / 2, 1.0)
-        p50, p99, count = latency(mailgate_port, half, args.latency_seconds)
-        results["latency"] = {"rate": half, "p50_ms": p50, "p99_ms": p99, "samples": count}
+        results["latency"] = latency(mailgate_port, half, args.latency_seconds)
     finally:
         for process in (gate, sink):
             process.send_signal(signal.SIGTERM)
@@ -230,7 +246,8 @@ def main() -> None:
     lat = results["latency"]
     print(
         f"DATA->250 at {lat['rate']:.0f} msg/s (half of max): p50 {lat['p50_ms']:.1f} ms, "
-        f"p99 {lat['p99_ms']:.1f} ms over {lat['samples']:.0f} messages"
+        f"p99 {lat['p99_ms']:.1f} ms over {lat['samples']:.0f} messages; p99 of the "
+        f"{lat['samples'] - SESSIONS:.0f} without a reply {lat['p99_without_replies_ms']:.1f} ms"
     )
     if args.json:
         print(json.dumps(results))
