@@ -56,4 +56,16 @@ def spool_pending(engine: Engine, directory: Path, ids: list[int] | None = None)
             row.done_at = utcnow()
             row.attempts += 1
             written += 1
+        if written:
+            # The renames are durable only once the directory is: before the rows say
+            # "spooled", or a crash could leave a committed "spooled" with no file.
+            _fsync_directory(directory)
     return written
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
