@@ -124,13 +124,13 @@ class Mailgate:
         Three steps: classify (resolve the ticket, run the chain), plan the reply (reject
         mode, rate-limit pre-read), build the decision and what goes to the outbox.
         ``recording``: the decision is about to be recorded, so the two reads the write
-        transaction makes anyway are skipped (see ``_CommitDecides``); ``explain`` keeps
-        them, so that a dry run still says "duplicate" and "rate_limited".
+        transaction makes anyway are skipped and tickets come from the cache (see
+        ``CachedDirectory``); ``explain`` keeps the reads, so that a dry run still says
+        "duplicate" and "rate_limited".
         """
-        if recording and session is None:
-            # No session: tickets come from the cache, the commit decides the rest.
+        if recording:
             message = self._classify(raw, envelope, CachedDirectory(self.tickets))
-            plan = self._plan_reply(message, None, reject_in_dialogue, pre_read=False)
+            plan = self._plan_reply(message, None, reject_in_dialogue)
             return self._pending(message, plan)
         if session is None:
             try:
@@ -138,9 +138,8 @@ class Mailgate:
                     return self.decide(raw, envelope, own, reject_in_dialogue=reject_in_dialogue)
             except TRANSIENT_DB_ERRORS as exc:
                 raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
-        directory = _CommitDecides(session) if recording else StoreDirectory(session)
-        message = self._classify(raw, envelope, directory)
-        plan = self._plan_reply(message, session, reject_in_dialogue, pre_read=not recording)
+        message = self._classify(raw, envelope, StoreDirectory(session))
+        plan = self._plan_reply(message, session, reject_in_dialogue)
         return self._pending(message, plan)
 
     def _classify(
@@ -177,9 +176,9 @@ class Mailgate:
         message: Classified,
         session: Session | None,
         reject_in_dialogue: bool,
-        pre_read: bool,
     ) -> ReplyPlan:
-        """Whether the decision gets an automatic reply, and why not when it does not."""
+        """Whether the decision gets an automatic reply, and why not when it does not;
+        with a ``session`` (a dry run) the reply window is read beforehand too."""
         ctx, decision = message.ctx, message.result.decision
         if reject_in_dialogue and decision.is_rejection:
             # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.
@@ -200,7 +199,7 @@ class Mailgate:
             # The desk's filter called it spam: its sender is likely forged (backscatter).
             return ReplyPlan(ReplyStatus.SUPPRESSED, "spam")
         # The claim in record() decides; only a dry run needs to know beforehand.
-        if not pre_read or session is None:
+        if session is None:
             return plan
         window, _ = reply_windows(ctx.policy)
         if not reply_slot_free(
@@ -323,13 +322,3 @@ class Mailgate:
                 # The reply is committed in the outbox; the next run of any command spools it.
                 log.warning("outbox_spool_deferred", error=str(exc))
         return decisions
-
-
-class _CommitDecides(StoreDirectory):
-    """The rules' directory when the decision is about to be recorded: no read for an
-    earlier decision of the message, because the unique ``dedup_key`` in the write
-    transaction decides that anyway (``Recorder`` records a ``duplicate`` when the insert
-    loses) and must, since a read cannot see a concurrent delivery."""
-
-    def decided(self, dedup_key: str) -> int | None:
-        return None

@@ -38,14 +38,7 @@ class StoreDirectory:
         row = self.session.get(Ticket, ticket_id)
         if row is None:
             return None
-        return TicketInfo(
-            id=row.id,
-            kind=row.kind,
-            status=row.status,
-            closed_at=row.closed_at,
-            participants=tuple(row.participants),
-            domains=tuple(row.domains),
-        )
+        return TicketInfo.from_row(row)
 
     def decided(self, dedup_key: str) -> int | None:
         return self.session.scalar(

@@ -128,11 +128,4 @@ def _read_ticket(connection: Connection, ticket_id: str) -> TicketInfo | None:
     row: Any = connection.execute(_READ_TICKET, {"ticket_id": ticket_id}).first()
     if row is None:
         return None
-    return TicketInfo(
-        id=row.id,
-        kind=row.kind,
-        status=row.status,
-        closed_at=row.closed_at,
-        participants=tuple(row.participants),
-        domains=tuple(row.domains),
-    )
+    return TicketInfo.from_row(row)

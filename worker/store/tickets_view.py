@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,18 @@ class TicketInfo:
     closed_at: datetime | None
     participants: tuple[str, ...]
     domains: tuple[str, ...]
+
+    @classmethod
+    def from_row(cls, row: Any) -> TicketInfo:
+        """From a ``ticket`` row, ORM object or Core row alike."""
+        return cls(
+            id=row.id,
+            kind=row.kind,
+            status=row.status,
+            closed_at=row.closed_at,
+            participants=tuple(row.participants),
+            domains=tuple(row.domains),
+        )
 
 
 class Directory(Protocol):
