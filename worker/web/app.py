@@ -1,15 +1,18 @@
 """The aiohttp application: ``/healthz``, ``/readyz``, ``/metrics``, ``/api`` and ``/``.
 
-Every ``/api`` route needs ``Authorization: Bearer $MAILGATE_API_TOKEN`` (compared in
-constant time; without a configured token the API is closed). The dashboard page itself
-holds no data: it asks for the token and reads the API, so message headers and traces are
-never shown without it. Database work runs in the server's thread pool, off the loop.
+Every ``/api`` route needs a bearer token naming its holder (``worker.web.access``; without a
+configured token the API is closed), and a state-changing request that a browser sends from
+another site is refused before it is looked at. Every response carries a strict
+Content-Security-Policy: the console runs only its own script and stylesheet from
+``static/``, loads nothing from elsewhere, and cannot be framed. The page itself holds no
+data: it asks for the token and reads the API. Database work runs in the server's thread
+pool, off the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
+import html
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
@@ -17,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
@@ -24,7 +28,7 @@ from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
 from worker.clock import parse_when, utcnow
-from worker.decision import DECISIONS, REJECTIONS, DecisionName
+from worker.decision import DECISIONS, REJECTIONS, DecisionName, OutboxKind
 from worker.errors import TransientError
 from worker.mail import InboundMail
 from worker.pipeline import Mailgate
@@ -32,9 +36,30 @@ from worker.store.models import DecisionRow, OutboxRow
 from worker.store.queries import DecisionFilter, find_decisions, next_cursor
 from worker.store.repository import load_raw
 from worker.tickets import TicketRecord, describe_error, upsert
+from worker.web.access import Viewer, cross_site, viewer_for
+from worker.web.console_api import ConsoleApi, record_read
+from worker.web.console_token import token_hint
+from worker.web.labels import decision_label, labels_for_row, page_labels
 from worker.web.metrics import registry_for
 
+log = structlog.get_logger("mailgate.web")
 DASHBOARD = Path(__file__).parent / "dashboard.html"
+STATIC = {
+    name: (Path(__file__).parent / "static" / name, kind)
+    for name, kind in (("console.js", "text/javascript"), ("console.css", "text/css"))
+}
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SHOWN_HEADERS = (
     "From",
@@ -52,12 +77,24 @@ SHOWN_HEADERS = (
 )
 
 
-def dashboard_page() -> str:
-    """The dashboard with its decision options taken from the one list of names."""
-    options = "".join(f"<option>{name}</option>" for name in DecisionName)
+def dashboard_page(hint: str) -> str:
+    """The console page: decision options from the one list of names, the labels as a JSON
+    data block (never executed), and where the token is; every value HTML-escaped."""
+    options = "".join(
+        f'<option value="{name}">{html.escape(decision_label(name))}</option>'
+        for name in DecisionName
+    )
     rejections = " ".join(name for name in DecisionName if name in REJECTIONS)
+    labels = json.dumps(page_labels()).replace("<", "\\u003c")
     page = DASHBOARD.read_text(encoding="utf-8")
-    return page.replace("{{decision_options}}", options).replace("{{rejections}}", rejections)
+    for key, value in (
+        ("decision_options", options),
+        ("rejections", rejections),
+        ("labels", labels),
+        ("token_hint", html.escape(hint)),
+    ):
+        page = page.replace("{{" + key + "}}", value)
+    return page
 
 
 def row_json(row: DecisionRow, delivery: str | None = None) -> dict[str, Any]:
@@ -79,6 +116,9 @@ def row_json(row: DecisionRow, delivery: str | None = None) -> dict[str, Any]:
         "channel": row.channel,
         "duplicate_of": row.duplicate_of,
         "public_id": row.public_id,
+        "labels": labels_for_row(
+            row.decision, row.rule, row.reply_status, row.reply_reason, delivery
+        ),
     }
 
 
@@ -120,7 +160,9 @@ class Web:
         self.executor = executor
         self.readiness = readiness
         self.registry = registry_for(gate.read_engine, imap_lag)
-        self.page = dashboard_page()  # rendered once, not per request
+        self.page = dashboard_page(token_hint(gate.settings))  # rendered once
+        self.console = ConsoleApi(gate, executor, self.checks)
+        self.static = {name: (path.read_bytes(), kind) for name, (path, kind) in STATIC.items()}
 
     async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
@@ -137,20 +179,34 @@ class Web:
                 web.get("/api/summary", self.summary),
                 web.put("/api/tickets/{id}", self.put_ticket),
                 web.get("/", self.dashboard),
+                web.get("/static/{name}", self.static_file),
+                *self.console.routes(),
             ]
         )
+        app.on_response_prepare.append(self.secure_headers)
         return app
+
+    async def secure_headers(self, request: web.Request, response: web.StreamResponse) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if request.path.startswith("/api"):
+            response.headers["Cache-Control"] = "no-store"
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        refused = cross_site(request)
+        if refused is not None:
+            log.warning("cross_site_refused", path=request.path, why=refused)
+            return web.json_response(
+                {"error": f"cross-site request refused ({refused})"}, status=403
+            )
         if request.path.startswith("/api"):
-            token = self.gate.settings.api_token
-            offered = request.headers.get("Authorization", "")
-            expected = f"Bearer {token}" if token else ""
-            if not token or not hmac.compare_digest(offered.encode(), expected.encode()):
+            viewer = viewer_for(self.gate.settings, request.headers.get("Authorization", ""))
+            if viewer is None:
                 return web.json_response(
                     {"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": "Bearer"}
                 )
+            request["viewer"] = viewer
         try:
             return await handler(request)
         except TransientError:
@@ -159,13 +215,17 @@ class Web:
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    async def readyz(self, request: web.Request) -> web.Response:
+    async def checks(self) -> dict[str, Any]:
         checks = dict(self.readiness())
         try:
             await self.blocking(self._ping)
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"
+        return checks
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        checks = await self.checks()
         ready = all(v == "ok" or (isinstance(v, dict) and v.get("ready")) for v in checks.values())
         return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
@@ -179,6 +239,13 @@ class Web:
 
     async def dashboard(self, request: web.Request) -> web.Response:
         return web.Response(text=self.page, content_type="text/html", charset="utf-8")
+
+    async def static_file(self, request: web.Request) -> web.Response:
+        found = self.static.get(request.match_info["name"])
+        if found is None:
+            raise web.HTTPNotFound()
+        body, kind = found
+        return web.Response(body=body, content_type=kind, headers={"Cache-Control": "no-cache"})
 
     # -- API -----------------------------------------------------------------------------
 
@@ -198,12 +265,14 @@ class Web:
             }
 
     async def decision(self, request: web.Request) -> web.Response:
-        found = await self.blocking(self._decision, int(request.match_info["id"]))
+        found = await self.blocking(
+            self._decision, int(request.match_info["id"]), request["viewer"]
+        )
         if found is None:
             return web.json_response({"error": "no such decision"}, status=404)
         return web.json_response(found)
 
-    def _decision(self, decision_id: int) -> dict[str, Any] | None:
+    def _decision(self, decision_id: int, viewer: Viewer) -> dict[str, Any] | None:
         with Session(self.gate.read_engine) as session:
             row = session.get(DecisionRow, decision_id)
             if row is None:
@@ -212,7 +281,8 @@ class Web:
             outbox = session.scalars(
                 select(OutboxRow).where(col(OutboxRow.decision_id) == decision_id)
             ).all()
-        result = row_json(row)
+        replies = [o.status for o in outbox if o.kind == OutboxKind.AUTO_REPLY]
+        result = row_json(row, replies[0] if replies else None)
         result["trace"] = row.trace
         result["outbox"] = [
             {"kind": o.kind, "status": o.status, "attempts": o.attempts, "last_error": o.last_error}
@@ -220,6 +290,7 @@ class Web:
         ]
         headers: dict[str, list[str]] = {}
         if raw is not None:
+            record_read(viewer, row, "headers")
             mail = InboundMail.from_bytes(raw)
             for name in SHOWN_HEADERS:
                 values = mail.header_all(name)

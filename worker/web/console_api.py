@@ -1,0 +1,162 @@
+"""The console's own API: the message view, the raw message, health cards and the chart.
+
+``GET /api/messages/{public_id}`` is the safe view (``message_view``); ``…/raw`` is the
+message as received, for ``operator`` and ``admin`` only, served as inert text with its own
+sandboxing policy. Every read of a message's content is recorded with who read it.
+``GET /api/health`` gathers the cards, ``GET /api/timeline`` the decisions per hour,
+``GET /api/me`` tells the page who it is talking for (to hide what the role may not do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+from sqlmodel import Session, col, select
+
+from worker.pipeline import Mailgate
+from worker.public_id import looks_like
+from worker.store.models import DecisionRow
+from worker.store.repository import load_raw
+from worker.web.access import Viewer
+from worker.web.health import (
+    HealthCard,
+    helpdesk_placeholder,
+    oauth_card,
+    readiness_cards,
+    store_cards,
+)
+from worker.web.labels import decision_label
+from worker.web.message_view import message_view
+from worker.web.timeline import decisions_per_hour
+
+log = structlog.get_logger("mailgate.web")
+RAW_HEADERS = {
+    "Content-Disposition": "attachment; filename=message.eml",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+}
+
+
+def record_read(viewer: Viewer, decision: DecisionRow, part: str) -> None:
+    """Who read which message's content, when: one line, never the content itself."""
+    log.info(
+        "message_read",
+        operator=viewer.name,
+        role=viewer.role,
+        public_id=decision.public_id,
+        decision_id=decision.id,
+        part=part,
+    )
+
+
+class ConsoleApi:
+    def __init__(
+        self,
+        gate: Mailgate,
+        executor: Executor,
+        checks: Callable[[], Any],
+    ) -> None:
+        self.gate = gate
+        self.executor = executor
+        self.checks = checks  # the /readyz checks, database included (a coroutine function)
+        self.health_cards: list[Callable[[], HealthCard]] = []  # e.g. the helpdesk connector
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/api/me", self.me),
+            web.get("/api/health", self.health),
+            web.get("/api/timeline", self.timeline),
+            web.get("/api/messages/{public_id}", self.message),
+            web.get("/api/messages/{public_id}/raw", self.raw),
+        ]
+
+    async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+
+    async def me(self, request: web.Request) -> web.Response:
+        viewer: Viewer = request["viewer"]
+        return web.json_response(
+            {
+                "name": viewer.name,
+                "role": viewer.role,
+                "may_act": viewer.may_act,
+                "may_read_raw": viewer.may_read_raw,
+            }
+        )
+
+    async def health(self, request: web.Request) -> web.Response:
+        checks = await self.checks()
+        cards = readiness_cards(checks)
+        cards += await self.blocking(store_cards, self.gate.read_engine, self.gate.settings)
+        cards.append(oauth_card(self.gate.settings, checks, datetime.now(UTC).date()))
+        extra = [card() for card in self.health_cards]
+        if not any(card.key == "helpdesk" for card in extra):
+            extra.append(helpdesk_placeholder())
+        return web.json_response({"cards": [card.as_dict() for card in cards + extra]})
+
+    async def timeline(self, request: web.Request) -> web.Response:
+        try:
+            hours = int(request.query.get("hours") or "24")
+        except ValueError:
+            return web.json_response({"error": "bad query: hours: expected a number"}, status=400)
+        return web.json_response(
+            await self.blocking(decisions_per_hour, self.gate.read_engine, hours)
+        )
+
+    async def message(self, request: web.Request) -> web.Response:
+        viewer: Viewer = request["viewer"]
+        found = await self.blocking(self._message, request.match_info["public_id"], viewer)
+        if found is None:
+            return web.json_response({"error": "no such message"}, status=404)
+        return web.json_response(found)
+
+    def _message(self, public_id: str, viewer: Viewer) -> dict[str, Any] | None:
+        row, raw = self._load(public_id)
+        if row is None:
+            return None
+        result: dict[str, Any] = {
+            "public_id": row.public_id,
+            "decision": row.decision,
+            "rule": row.rule,
+            "ticket": row.ticket,
+            "envelope_from": row.envelope_from,
+            "received_at": row.received_at.isoformat(),
+            "label": decision_label(row.decision),
+            "raw_kept": raw is not None,
+            "may_read_raw": viewer.may_read_raw and raw is not None,
+        }
+        if raw is not None:
+            record_read(viewer, row, "view")
+            result["message"] = message_view(raw).as_dict()
+        return result
+
+    async def raw(self, request: web.Request) -> web.Response:
+        viewer: Viewer = request["viewer"]
+        if not viewer.may_read_raw:
+            return web.json_response(
+                {"error": f"the raw message is for operators; {viewer.name} is a {viewer.role}"},
+                status=403,
+            )
+        row, raw = await self.blocking(self._load, request.match_info["public_id"])
+        if row is None or raw is None:
+            return web.json_response({"error": "no such message"}, status=404)
+        record_read(viewer, row, "raw")
+        return web.Response(
+            body=raw, content_type="text/plain", charset="utf-8", headers=RAW_HEADERS
+        )
+
+    def _load(self, public_id: str) -> tuple[DecisionRow | None, bytes | None]:
+        if not looks_like(public_id):
+            return None, None
+        with Session(self.gate.read_engine) as session:
+            row = session.scalars(
+                select(DecisionRow).where(col(DecisionRow.public_id) == public_id.lower())
+            ).first()
+            if row is None:
+                return None, None
+            return row, load_raw(session, row.raw_sha256)

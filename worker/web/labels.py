@@ -1,0 +1,111 @@
+"""Words for people: what the console shows instead of decision, rule and reply names.
+
+The stored names (``rejected_new_ticket``, ``suppressed``/``rate_limited``) stay in the API
+and the logs, where scripts and auditors read them; the console shows these labels, with
+the stored name in a tooltip. Every ``DecisionName`` and ``RuleName`` has a label (a test
+holds the lists together); a name added later and not yet labelled reads as itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.decision import DecisionName, RuleName
+
+DECISIONS: dict[str, str] = {
+    DecisionName.ACCEPTED_FOLLOWUP: "Follow-up accepted",
+    DecisionName.REJECTED_NEW_TICKET: "Rejected: new ticket by email",
+    DecisionName.REJECTED_UNKNOWN_TICKET: "Rejected: not a follow-up",
+    DecisionName.REJECTED_CLOSED_TICKET: "Rejected: ticket closed",
+    DecisionName.REJECTED_UNAUTHORIZED_SENDER: "Rejected: not a participant",
+    DecisionName.REJECTED_LANGUAGE: "Rejected: not in English",
+    DecisionName.IGNORED_AUTO_GENERATED: "Ignored: automatic mail",
+    DecisionName.DUPLICATE: "Duplicate",
+    DecisionName.QUARANTINED: "Quarantined",
+    "held": "Held for review",
+}
+# The chart's few colours: each decision falls in one group.
+GROUPS: dict[str, str] = {
+    DecisionName.ACCEPTED_FOLLOWUP: "accepted",
+    DecisionName.IGNORED_AUTO_GENERATED: "ignored",
+    DecisionName.DUPLICATE: "ignored",
+    DecisionName.QUARANTINED: "quarantined",
+    "held": "held",
+}
+RULES: dict[str, str] = {
+    RuleName.TICKET_REFERENCE: "ticket reference",
+    RuleName.DUPLICATE: "already decided",
+    RuleName.POLICY_IN_FORCE: "no policy in force",
+    RuleName.AUTO_GENERATED: "automatic mail",
+    RuleName.QUARANTINE: "unreadable or suspicious",
+    RuleName.SUSPECTED_BOUNCE: "looks like a bounce",
+    RuleName.NEW_TICKET: "no ticket reference",
+    RuleName.UNKNOWN_TICKET: "ticket not found",
+    RuleName.UNAUTHORIZED_SENDER: "sender not on the ticket",
+    RuleName.CLOSED_TICKET: "ticket closed",
+    RuleName.LANGUAGE: "language",
+    RuleName.FOLLOWUP: "follow-up",
+}
+DELIVERY: dict[str, str] = {
+    "sent": "Reply sent",
+    "spooled": "Reply written to the outbox folder",
+    "queued": "Reply waiting to go out",
+    "sending": "Reply being sent",
+    "retry": "Reply retrying",
+    "failed": "Reply refused by the relay",
+    "dead": "Reply given up",
+}
+NO_REPLY: dict[str, str] = {
+    "auto_generated": "automatic mail",
+    "duplicate": "already answered",
+    "quarantined": "quarantined",
+    "no_reply_for_decision": "none needed",
+    "replay": "replayed",
+    "null_sender": "no return address",
+    "x_auto_response_suppress": "sender asked for none",
+    "no_support_recipient": "not sent to support",
+    "not_addressed_to_support": "support only in copy",
+    "unauthenticated_sender": "sender not authenticated",
+    "spam": "spam",
+    "rate_limited": "one sent recently",
+    "held": "held for review",
+}
+
+
+def decision_label(name: str) -> str:
+    return DECISIONS.get(name, name)
+
+
+def decision_group(name: str) -> str:
+    return "rejected" if name.startswith("rejected_") else GROUPS.get(name, "other")
+
+
+def reply_label(status: str, reason: str | None, delivery: str | None) -> str:
+    """One phrase for the reply column: what happened to the answer the sender gets."""
+    if status == "smtp_rejected":
+        return "Refused during delivery (SMTP 550)"
+    if status == "suppressed":
+        return "No reply: " + NO_REPLY.get(reason or "", reason or "suppressed")
+    if delivery is None:
+        return "Reply planned"
+    return DELIVERY.get(delivery, f"Reply {delivery}")
+
+
+def labels_for_row(
+    decision: str, rule: str, status: str, reason: str | None, delivery: str | None
+) -> dict[str, Any]:
+    return {
+        "decision": decision_label(decision),
+        "group": decision_group(decision),
+        "rule": RULES.get(rule, rule),
+        "reply": reply_label(status, reason, delivery),
+    }
+
+
+def page_labels() -> dict[str, Any]:
+    """What the page needs to label the chart and the filter: decisions and their groups."""
+    names = list(dict.fromkeys([*DecisionName, *DECISIONS]))
+    return {
+        "decisions": {name: decision_label(name) for name in names},
+        "groups": {name: decision_group(name) for name in names},
+    }
