@@ -11,7 +11,7 @@ one does, the helpdesk card says that none is connected.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from sqlalchemy import Engine, func
@@ -103,7 +103,9 @@ def store_cards(engine: Engine, settings: Settings) -> list[HealthCard]:
 
 def _relay_card(settings: Settings, refusal: str | None) -> HealthCard:
     if not settings.relay_url:
-        return HealthCard("relay", "Relay", "off", f"replies written to {settings.outbox_dir}")
+        return HealthCard(
+            "relay", "Relay", "off", "no relay: replies kept as files", [str(settings.outbox_dir)]
+        )
     detail = [f"last refusal: {without_addresses(refusal[:160])}"] if refusal else []
     host = settings.relay_url.split("@")[-1]  # never the password in the URL
     return HealthCard("relay", "Relay", "warn" if refusal else "ok", host, detail)
@@ -139,7 +141,3 @@ def _duration(seconds: float) -> str:
     if minutes < 120:
         return f"{minutes} min"
     return f"{minutes // 60} h"
-
-
-def timestamp(value: datetime | None) -> str | None:
-    return aware(value).isoformat() if value else None

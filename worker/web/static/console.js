@@ -66,6 +66,13 @@ function timeCell(row, iso) {
 // -- health --------------------------------------------------------------------------------
 async function loadHealth() {
   const data = await get("/api/health");
+  // The first line an ops person reads: what needs them, or that nothing does.
+  const worries = data.cards.filter((card) => card.state === "bad" || card.state === "warn");
+  $("attention").className = worries.some((c) => c.state === "bad") ? "bad"
+    : worries.length ? "warn" : "ok";
+  $("attention").textContent = worries.length
+    ? "Needs attention: " + worries.map((c) => c.title + " (" + c.summary + ")").join(" · ")
+    : "All parts healthy.";
   $("health").replaceChildren(...data.cards.map((card) => {
     const box = el("div", null, "card state-" + card.state);
     box.dataset.key = card.key;
