@@ -192,7 +192,11 @@ function logRow(d) {
   cell(tr, d.channel);
   cell(tr, d.public_id || "", "public-id");
   cell(tr, d.seq, "seq");
+  tr.tabIndex = 0;  // the keyboard opens a row too
   tr.addEventListener("click", () => showDecision(d).catch(showError));
+  tr.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") showDecision(d).catch(showError);
+  });
   return tr;
 }
 async function loadLog() {
