@@ -1,15 +1,16 @@
 """The aiohttp application: ``/healthz``, ``/readyz``, ``/metrics``, ``/api`` and ``/``.
 
-Every ``/api`` route needs ``Authorization: Bearer $MAILGATE_API_TOKEN`` (compared in
-constant time; without a configured token the API is closed). The dashboard page itself
-holds no data: it asks for the token and reads the API, so message headers and traces are
-never shown without it. Database work runs in the server's thread pool, off the loop.
+Every ``/api`` route needs ``Authorization: Bearer <token>`` of a named operator
+(``worker.operators``: ``MAILGATE_OPERATORS_FILE``, and ``MAILGATE_API_TOKEN`` as ``admin``)
+whose role the route allows (``worker.web.auth``); without any token the API is closed.
+The dashboard page itself holds no data: it asks for the token and reads the API, so
+message headers and traces are never shown without it. Database work runs in the server's
+thread pool, off the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
@@ -23,15 +24,19 @@ from pydantic import ValidationError
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
+from worker.access_log import record_content_read
 from worker.clock import parse_when, utcnow
 from worker.decision import DECISIONS, REJECTIONS, DecisionName
 from worker.errors import TransientError
 from worker.mail import InboundMail
+from worker.operators import OperatorBook
 from worker.pipeline import Mailgate
 from worker.store.models import DecisionRow, OutboxRow
 from worker.store.queries import DecisionFilter, find_decisions, next_cursor
 from worker.store.repository import load_raw
 from worker.tickets import TicketRecord, describe_error, upsert
+from worker.web.auth import OPERATOR_KEY, authenticate, needed_role, require, unauthorized
+from worker.web.held_api import HeldApi
 from worker.web.metrics import registry_for
 
 DASHBOARD = Path(__file__).parent / "dashboard.html"
@@ -79,6 +84,7 @@ def row_json(row: DecisionRow, delivery: str | None = None) -> dict[str, Any]:
         "channel": row.channel,
         "duplicate_of": row.duplicate_of,
         "public_id": row.public_id,
+        "acts_on": row.acts_on,
     }
 
 
@@ -121,6 +127,7 @@ class Web:
         self.readiness = readiness
         self.registry = registry_for(gate.read_engine, imap_lag)
         self.page = dashboard_page()  # rendered once, not per request
+        self.operators = OperatorBook.from_settings(gate.settings)
 
     async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
@@ -137,21 +144,20 @@ class Web:
                 web.get("/api/summary", self.summary),
                 web.put("/api/tickets/{id}", self.put_ticket),
                 web.get("/", self.dashboard),
+                *HeldApi(self.gate, self.blocking).routes(),
             ]
         )
         return app
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/api"):
-            token = self.gate.settings.api_token
-            offered = request.headers.get("Authorization", "")
-            expected = f"Bearer {token}" if token else ""
-            if not token or not hmac.compare_digest(offered.encode(), expected.encode()):
-                return web.json_response(
-                    {"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": "Bearer"}
-                )
         try:
+            if request.path.startswith("/api"):
+                operator = authenticate(self.operators, request)
+                if operator is None:
+                    raise unauthorized()
+                request[OPERATOR_KEY] = operator
+                require(request, needed_role(request))
             return await handler(request)
         except TransientError:
             return web.json_response({"error": "database unavailable"}, status=503)
@@ -198,16 +204,18 @@ class Web:
             }
 
     async def decision(self, request: web.Request) -> web.Response:
-        found = await self.blocking(self._decision, int(request.match_info["id"]))
+        reader = request[OPERATOR_KEY].name
+        found = await self.blocking(self._decision, int(request.match_info["id"]), reader)
         if found is None:
             return web.json_response({"error": "no such decision"}, status=404)
         return web.json_response(found)
 
-    def _decision(self, decision_id: int) -> dict[str, Any] | None:
+    def _decision(self, decision_id: int, reader: str) -> dict[str, Any] | None:
         with Session(self.gate.read_engine) as session:
             row = session.get(DecisionRow, decision_id)
             if row is None:
                 return None
+            record_content_read(self.gate.engine, reader, decision_id)  # its headers
             raw = load_raw(session, row.raw_sha256)
             outbox = session.scalars(
                 select(OutboxRow).where(col(OutboxRow.decision_id) == decision_id)
