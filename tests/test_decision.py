@@ -29,6 +29,7 @@ def test_decision_names_are_the_specs() -> None:
         "ignored_auto_generated",
         "duplicate",
         "quarantined",
+        "held",
     )
 
 

@@ -122,12 +122,14 @@ def test_participant_followup_is_accepted(gate: Mailgate) -> None:
 
 
 def test_stranger_with_subject_tag_is_unauthorized(gate: Mailgate) -> None:
-    """A stranger cannot post to a ticket by knowing its number."""
+    """A stranger cannot post to a ticket by knowing its number: April 2022 holds the
+    message for an operator, with an acknowledgement that says nothing about the ticket."""
     raw = with_headers(fixture_bytes("followup_subject_tag.eml"), From="Eve <eve@attacker.example>")
     decision = gate.ingest(raw, envelope("eve@attacker.example"))
-    assert decision.decision == "rejected_unauthorized_sender"
+    assert (decision.decision, decision.rule) == ("held", "unauthorized_sender")
     reply = read_reply(outbox_files(gate)[0]).get_content()
     assert "1001" not in reply and "W-AIR" not in reply, "reveals nothing about the ticket"
+    assert "a person" in reply
 
 
 def test_org_domain_sender_is_accepted_under_2018_but_not_2022(gate: Mailgate) -> None:
@@ -137,7 +139,11 @@ def test_org_domain_sender_is_accepted_under_2018_but_not_2022(gate: Mailgate) -
     assert (before.policy, before.decision) == ("wildix-2018-06", "accepted_followup")
     raw2 = with_headers(raw, Message_ID="<dan-2@partner.example>")
     after = gate.ingest(raw2, envelope("dan@partner.example"))
-    assert (after.policy, after.decision) == ("wildix-2022-04", "rejected_unauthorized_sender")
+    assert (after.policy, after.decision, after.rule) == (
+        "wildix-2022-04",
+        "held",
+        "unauthorized_sender",
+    )
 
 
 def test_signed_reply_address_authorises_anyone(gate: Mailgate) -> None:
@@ -176,7 +182,7 @@ def test_forged_and_truncated_tags_are_refused(gate: Mailgate) -> None:
             Message_ID=f"<forged-{number}@attacker.example>",
         )
         decision = gate.ingest(raw, envelope("alice@customer.example", address))
-        assert decision.decision == "rejected_unauthorized_sender", address
+        assert (decision.decision, decision.rule) == ("held", "unauthorized_sender"), address
         assert decision.ticket == "1001"
 
 
@@ -185,17 +191,19 @@ def test_forged_message_id_tag_is_refused(gate: Mailgate) -> None:
     minted = gate.tokens.message_id("1001", "wildix.com").replace("ticket.1001.", "ticket.2002.")
     raw = with_headers(fixture_bytes("new_ticket.eml"), In_Reply_To=minted)
     decision = gate.ingest(raw, envelope("alice@customer.example"))
-    assert decision.decision == "rejected_unauthorized_sender"
+    assert (decision.decision, decision.rule) == ("held", "unauthorized_sender")
     assert decision.ticket == "2002"
 
 
-def test_unknown_ticket_is_rejected(gate: Mailgate) -> None:
-    """A reference to a ticket that does not exist."""
+def test_unknown_ticket_is_held(gate: Mailgate) -> None:
+    """A reference to a ticket that does not exist (a mistyped number) is held under April
+    2022, acknowledged like somebody else's ticket."""
     raw = with_headers(
         fixture_bytes("followup_subject_tag.eml"), Subject="Re: [Ticket#999999] anything"
     )
     decision = gate.ingest(raw, envelope("bob@partner.example"))
-    assert decision.decision == "rejected_unknown_ticket"
+    assert (decision.decision, decision.rule) == ("held", "unknown_ticket")
+    assert decision.reply == {"status": "queued", "reason": "held"}
     assert len(outbox_files(gate)) == 1
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from worker import exits as codes
+from worker.cli_held import audit_access, held_app, operators_app
 from worker.clock import parse_when, utcnow
 from worker.errors import ConfigError, UsageProblem
 from worker.exits import exits, fail
@@ -35,6 +36,10 @@ app.add_typer(tickets_app, name="tickets")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.add_typer(imap_app, name="imap")
+# Held mail and named operators (SPEC "Held mail and operators"): worker.cli_held.
+app.add_typer(held_app, name="held")
+app.add_typer(operators_app, name="operators")
+audit_app.command("access")(audit_access)
 
 _state: dict[str, Any] = {"config": None}
 REPLAY = codes.ExitCodes(

@@ -174,7 +174,8 @@ def _print_mailbox(settings: Settings, key: str, info: dict[str, Any]) -> None:
         + " ".join(sorted(wanted & caps))
         + (f"; missing: {' '.join(missing_caps)}" if missing_caps else "")
     )
-    for folder in (settings.imap_processed, settings.imap_rejected, settings.imap_quarantine):
+    folders = (settings.imap_processed, settings.imap_rejected, settings.imap_quarantine)
+    for folder in (*folders, settings.imap_held):
         state = "present" if folder in info["folders"] else "missing (serve creates it)"
         out.print(f"     folder {folder}: {state}")
     if "MOVE" not in caps and "UIDPLUS" not in caps:

@@ -28,6 +28,7 @@ class DecisionName(StrEnum):
     IGNORED_AUTO_GENERATED = "ignored_auto_generated"
     DUPLICATE = "duplicate"
     QUARANTINED = "quarantined"
+    HELD = "held"
 
     @property
     def is_rejection(self) -> bool:
@@ -66,6 +67,9 @@ class RuleName(StrEnum):
     CLOSED_TICKET = "closed_ticket"
     LANGUAGE = "language"
     FOLLOWUP = "followup"
+    # Records that act on an earlier decision (SPEC "Held mail and operators").
+    OPERATOR = "operator"
+    HOLD_EXPIRED = "hold_expired"
 
 
 # A policy may switch these rules' actions off (SPEC "per-rule actions"). The others keep
@@ -79,6 +83,23 @@ SWITCHABLE_RULES = frozenset(
         RuleName.LANGUAGE,
     }
 )
+
+
+# A policy may hold a message instead of these rules' decisions, for an operator to
+# overturn: the hits a person might judge differently (SPEC "Held mail and operators").
+HOLDABLE_RULES = frozenset(
+    {
+        RuleName.UNKNOWN_TICKET,
+        RuleName.UNAUTHORIZED_SENDER,
+        RuleName.CLOSED_TICKET,
+        RuleName.LANGUAGE,
+        RuleName.SUSPECTED_BOUNCE,
+        RuleName.QUARANTINE,
+    }
+)
+# Held together or not at all: holding one and rejecting the other would tell a stranger
+# whether the ticket number exists.
+HOLD_TWINS = frozenset({RuleName.UNKNOWN_TICKET, RuleName.UNAUTHORIZED_SENDER})
 
 
 class ReplyStatus(StrEnum):

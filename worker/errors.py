@@ -22,6 +22,10 @@ class InputError(MailgateError):
     """Bad operator input (an import file, a command argument): reported, nothing changed."""
 
 
+class Conflict(InputError):
+    """An operator action on a message already acted on (HTTP 409): nothing was changed."""
+
+
 class UsageProblem(MailgateError):
     """Command-line arguments that make no sense together (EX_USAGE)."""
 

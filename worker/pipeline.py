@@ -13,6 +13,7 @@ reads, and writes nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import structlog
@@ -183,6 +184,9 @@ class Mailgate:
         if reject_in_dialogue and decision.is_rejection:
             # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.
             return ReplyPlan(ReplyStatus.SMTP_REJECTED, "reject_mode_smtp")
+        if reject_in_dialogue and decision == DecisionName.HELD:
+            # No backscatter in this mode: a held message's acknowledgement is an auto-reply.
+            return ReplyPlan(ReplyStatus.SUPPRESSED, "reject_mode_smtp")
         plan = plan_reply(
             decision,
             ctx.mail,
@@ -273,6 +277,33 @@ class Mailgate:
                 )
             )
         return items
+
+    def redecide(
+        self,
+        raw: bytes | bytearray,
+        envelope: Envelope,
+        result: ChainResult,
+        silent_reason: str | None = None,
+    ) -> Pending:
+        """A later record for a stored message, given its outcome (an operator's action or
+        the hold expiry, ``worker.held``): its reply and forwards are planned as ``decide``
+        plans them, unless ``silent_reason`` says why it gets none. It holds no dedup key:
+        the first decision keeps it."""
+        message = self._classify(raw, envelope, CachedDirectory(self.tickets))
+        message = replace(message, result=result, earlier=None)
+        if silent_reason is not None:
+            plan = ReplyPlan(ReplyStatus.SUPPRESSED, silent_reason)
+        else:
+            plan = self._plan_reply(message, None, False)
+        return replace(self._pending(message, plan), dedup_key=None)
+
+    def record_action(
+        self, pending: Pending, acts_on: int, alongside: Callable[[Session], None] | None = None
+    ) -> Decision:
+        """Commit a record acting on decision ``acts_on`` once (``Recorder.record_action``),
+        then log and spool it like any decision."""
+        decision = self.recorder.record_action(pending, acts_on, alongside)
+        return self._after_commit([decision])[0]
 
     def explain(self, raw: bytes, envelope: Envelope) -> Decision:
         """The decision and trace a message would get now; ``decide`` only reads."""

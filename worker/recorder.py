@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, insert, select, update
 from sqlmodel import Session, SQLModel
 
 from worker.audit import row_digest
@@ -37,7 +38,7 @@ from worker.decision import (
     ReplyStatus,
     RuleName,
 )
-from worker.errors import TransientError
+from worker.errors import Conflict, TransientError
 from worker.public_id import new_public_id
 from worker.store.db import transaction, writer_turn
 from worker.store.repository import StoreDirectory, claim_reply_slot, lock_chain_head, store_raw
@@ -141,8 +142,42 @@ class Recorder:
             connection.execute(_MOVE_HEAD, {"seq": position.seq, "digest": position.digest})
         return results
 
+    def record_action(
+        self,
+        pending: Pending,
+        acts_on: int,
+        alongside: Callable[[Session], None] | None = None,
+    ) -> Decision:
+        """Append a record acting on decision ``acts_on`` (an operator's release, reject or
+        discard, or the hold expiry), with ``alongside``'s writes, once: the chain head's
+        lock serialises writers across replicas, so whoever comes second finds the first
+        record and gets ``Conflict`` with nothing written (the unique ``acts_on`` backs it)."""
+        now = utcnow()
+        with writer_turn(self.engine), transaction(self.engine) as session:
+            head = lock_chain_head(session)
+            taken = select(DECISION.c.id).where(DECISION.c.acts_on == acts_on)
+            if session.connection().execute(taken).first() is not None:
+                raise Conflict(f"decision {acts_on} was already acted on")
+            position = _Position(head.seq, head.digest)
+            try:
+                decision = self._append(session, position, pending, now, acts_on=acts_on)
+            except _AlreadyDecided:
+                raise Conflict(f"decision {acts_on} was already acted on") from None
+            if alongside is not None:
+                alongside(session)
+            session.connection().execute(
+                _MOVE_HEAD, {"seq": position.seq, "digest": position.digest}
+            )
+        self.recorded += 1
+        return decision
+
     def _append(
-        self, session: Session, position: _Position, pending: Pending, now: datetime
+        self,
+        session: Session,
+        position: _Position,
+        pending: Pending,
+        now: datetime,
+        acts_on: int | None = None,
     ) -> Decision:
         # SQLAlchemy Core statements on the session's connection: the ORM unit of work
         # cost more than the SQL itself on this path.
@@ -157,6 +192,8 @@ class Recorder:
         connection = session.connection()
         public_id = new_public_id()
         row = {**fields, "public_id": public_id, "prev_digest": position.digest, "digest": digest}
+        if acts_on is not None:
+            row["acts_on"] = acts_on
         try:
             decision_id = connection.execute(_INSERT_DECISION, row).scalar_one()
         except sqlalchemy.exc.IntegrityError as exc:

@@ -102,7 +102,7 @@ def build_reply(
     stripped of control characters, and the Message-IDs are checked against a strict form.
     """
     subject = clean_text(mail.subject, 200)
-    if decision in NOT_A_FOLLOWUP:
+    if decision in NOT_A_FOLLOWUP or decision == DecisionName.HELD:
         ticket = None  # nothing that tells an unknown ticket from somebody else's
     body = policy.render(decision, ticket=ticket or "", subject=subject)
     assert body is not None

@@ -145,6 +145,7 @@ COLORS: dict[DecisionName, str] = {
     DecisionName.IGNORED_AUTO_GENERATED: "#757575",
     DecisionName.DUPLICATE: "#bdbdbd",
     DecisionName.QUARANTINED: "#f9a825",
+    DecisionName.HELD: "#00838f",
 }
 
 

@@ -26,6 +26,7 @@ from worker.allocator import fix_mmap_threshold
 from worker.clock import utcnow
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
+from worker.held import expiry_loop
 from worker.ingress.handoff import HandoffHandler, listening_socket
 from worker.ingress.imap import ImapTarget, MailboxWorker, start_workers
 from worker.ingress.milter import MilterHandler
@@ -33,6 +34,7 @@ from worker.ingress.milter import start_listener as start_milter
 from worker.ingress.protocol import ConnectionLimits, GateLMTP, GateSMTP
 from worker.ingress.smtp import GateHandler
 from worker.oauth.manager import relay_credentials
+from worker.operators import OperatorBook
 from worker.outbox import spool_pending
 from worker.pipeline import Mailgate
 from worker.retention import retention_loop
@@ -212,15 +214,19 @@ class Server:
 
     def periodic_jobs(self) -> list[asyncio.Task[None]]:
         """The jobs that run beside the outbox in the one process that dispatches."""
-        retention_days = self.gate.settings.retention_days
-        if not self.dispatch or not retention_days:
+        if not self.dispatch:
             return []
-        return [
-            asyncio.create_task(
-                retention_loop(self.gate.engine, retention_days, self.stopping),
-                name="retention",
+        # Every replica runs it; each held message still expires once (worker.held).
+        jobs = [asyncio.create_task(expiry_loop(self.gate, self.stopping), name="hold-expiry")]
+        retention_days = self.gate.settings.retention_days
+        if retention_days:
+            jobs.append(
+                asyncio.create_task(
+                    retention_loop(self.gate.engine, retention_days, self.stopping),
+                    name="retention",
+                )
             )
-        ]
+        return jobs
 
     async def outbox_loop(self) -> None:
         """Hands on outbox rows as decisions commit them, and retries on a timer."""
@@ -320,6 +326,7 @@ def announce(gate: Mailgate, listening: list[str], workers: int) -> None:
 def refuse_unworkable(gate: Mailgate) -> None:
     """Stop on settings that cannot work; warn about those that probably do not."""
     settings = gate.settings
+    OperatorBook.from_settings(settings)  # a broken operators file stops start-up here
     if settings.reject_mode == "smtp" and settings.lmtp_listen:
         raise ConfigError(
             "MAILGATE_REJECT_MODE=smtp with MAILGATE_LMTP_LISTEN would make the MTA bounce "

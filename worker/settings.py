@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     imap_processed: str = "Processed"
     imap_rejected: str = "Rejected"
     imap_quarantine: str = "Quarantine"
+    imap_held: str = "Held"
     imap_idle_seconds: float = Field(default=600, gt=0, le=1740)
     imap_lease_seconds: float = Field(default=60, ge=3)
     reject_mode: Literal["reply", "smtp"] = "reply"
@@ -77,6 +78,8 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(default=DEFAULT_MAX_MESSAGE_BYTES, gt=0)
     api_token: str | None = None
     api_token_file: Path | None = None
+    # Named operators with roles (worker.operators); MAILGATE_API_TOKEN stays the admin.
+    operators_file: Path | None = None
     smtp_idle_timeout: float = Field(default=300, gt=0)
     smtp_data_timeout: float = Field(default=600, gt=0)
     smtp_max_connections: int = Field(default=200, gt=0)

@@ -41,7 +41,8 @@ def test_table_holds_every_rule_once_in_the_documented_order() -> None:
         "language",
     ]
     named = {rule.name for rule, _ in (*CHAIN, FALL_THROUGH)} | {RuleName.TICKET_REFERENCE}
-    assert named == set(RuleName)
+    acting_later = {RuleName.OPERATOR, RuleName.HOLD_EXPIRED}  # records acting on a held one
+    assert named | acting_later == set(RuleName)
     assert FALL_THROUGH[1] == DecisionName.ACCEPTED_FOLLOWUP
     assert all(describe(name) for name in RuleName)
 

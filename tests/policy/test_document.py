@@ -84,10 +84,16 @@ def policy_copy(tmp_path: Path) -> Path:
             "key effective_from: same date",
         ),
         ("[tickets]", "[tickets\n", "not valid TOML"),
-        ("[replies]", '[actions]\nnew_ticket = "off"\n[replies]', "key actions.new_ticket"),
-        ("[replies]", '[actions]\nduplicate = "off"\n[replies]', "cannot be switched off"),
-        ("[replies]", '[actions]\nno_such_rule = "off"\n[replies]', "key actions.no_such_rule"),
-        ("[replies]", '[actions]\nlanguage = "maybe"\n[replies]', "key actions.language"),
+        ("[actions]\n", '[actions]\nnew_ticket = "off"\n', "key actions.new_ticket"),
+        ("[actions]\n", '[actions]\nduplicate = "off"\n', "cannot be switched off"),
+        ("[actions]\n", '[actions]\nno_such_rule = "off"\n', "key actions.no_such_rule"),
+        ("[actions]\n", '[actions]\nlanguage = "maybe"\n', "key actions.language"),
+        # Held mail (SPEC "Held mail and operators").
+        ("[actions]\n", '[actions]\nnew_ticket = "hold"\n', "new_ticket cannot be held"),
+        ('unauthorized_sender = "hold"', 'unauthorized_sender = "on"', "held together"),
+        ('unknown_ticket = "hold"', 'unknown_ticket = "on"', "key actions.unknown_ticket"),
+        ("hold_days = 7", "hold_days = 0", "key actions.hold_days"),
+        ('template = "templates/held.txt"', 'template = "templates/no.txt"', "replies.held"),
     ],
 )
 def test_errors_name_file_key_and_problem(
@@ -118,12 +124,26 @@ def test_switchable_rule_may_be_switched_off(policy_copy: Path) -> None:
     path = policy_copy / "wildix-2022-04.toml"
     path.write_text(
         path.read_text().replace(
-            "[replies]", '[actions]\nlanguage = "off"\nclosed_ticket = "on"\n[replies]', 1
+            "[actions]\n", '[actions]\nlanguage = "off"\nclosed_ticket = "on"\n', 1
         )
     )
     policy = PolicySet.load(policy_copy).by_id("wildix-2022-04")
     assert policy is not None
     assert policy.document.switched_off() == {"language"}
+
+
+def test_shipped_2022_policy_holds_the_twins_and_rejects_english_only() -> None:
+    """The 2022 policy holds references that are not the sender's follow-up, with one
+    acknowledgement; the Customer Care language rule stays a rejection."""
+    policy = PolicySet.load(POLICY_DIR).by_id("wildix-2022-04")
+    assert policy is not None
+    assert policy.document.held_rules() == {"unknown_ticket", "unauthorized_sender"}
+    assert policy.document.hold_days == 7
+    body = policy.render("held", subject="x")
+    assert body is not None and "a person" in body and "ticket" in body
+    assert "$" not in body
+    older = PolicySet.load(POLICY_DIR).by_id("wildix-2018-06")
+    assert older is not None and older.document.held_rules() == frozenset()
 
 
 def test_reply_windows_default_to_the_schema() -> None:

@@ -20,13 +20,15 @@ from worker.tickets import TicketRecord, upsert
 
 
 def followup(gate: Mailgate, ticket: str = "1001", sender: str = "bob@partner.example") -> str:
-    """A fresh follow-up on ``ticket`` from ``sender``; returns its decision."""
+    """A fresh follow-up on ``ticket`` from ``sender``; returns its decision (a held one
+    with the rule that held it)."""
     raw = with_headers(
         fixture_bytes("followup_subject_tag.eml"),
         Subject=f"Re: [Ticket#{ticket}] handsets",
         **{"Message-ID": f"<{uuid.uuid4().hex}@partner.example>"},
     )
-    return gate.ingest(raw, envelope(sender)).decision
+    decision = gate.ingest(raw, envelope(sender))
+    return f"held:{decision.rule}" if decision.decision == "held" else decision.decision
 
 
 def tickets_cli(tmp_path: Path, database_url: str, *arguments: str) -> None:
@@ -68,13 +70,13 @@ def test_a_ticket_changed_by_another_replica_is_seen(
     other = Mailgate.open(make_settings(tmp_path / "other", database_url))
     try:
         assert followup(gate) == "accepted_followup"
-        assert followup(gate, ticket="4004") == "rejected_unknown_ticket"
+        assert followup(gate, ticket="4004") == "held:unknown_ticket"
         upsert(other.engine, [TicketRecord(id="1001", kind="technical")])
         upsert(
             other.engine,
             [TicketRecord(id="4004", kind="technical", participants=["bob@partner.example"])],
         )
-        assert followup(gate) == "rejected_unauthorized_sender"
+        assert followup(gate) == "held:unauthorized_sender"
         assert followup(gate, ticket="4004") == "accepted_followup"
     finally:
         other.engine.dispose()
@@ -85,4 +87,4 @@ def test_a_ticket_changed_by_plain_sql_is_seen(gate: Mailgate) -> None:
     assert followup(gate) == "accepted_followup"
     with gate.engine.begin() as connection:
         connection.execute(text("DELETE FROM ticket WHERE id = '1001'"))
-    assert followup(gate) == "rejected_unknown_ticket"
+    assert followup(gate) == "held:unknown_ticket"

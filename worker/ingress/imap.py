@@ -166,6 +166,7 @@ class MailboxWorker(threading.Thread):
             "processed": settings.imap_processed,
             "rejected": settings.imap_rejected,
             "quarantine": settings.imap_quarantine,
+            "held": settings.imap_held,
         }
 
     # -- the loop ------------------------------------------------------------------------
@@ -319,6 +320,8 @@ class MailboxWorker(threading.Thread):
         name = decision.original_decision or decision.decision
         if name == DecisionName.QUARANTINED:
             return self.folders["quarantine"]
+        if name == DecisionName.HELD:  # kept for an operator, like any accepted message
+            return self.folders["held"]
         if is_rejection(name):
             return self.folders["rejected"]
         return self.folders["processed"]

@@ -169,7 +169,8 @@ class MilterHandler:
             return mp.reply_code(self.rejection_lines(decision, name))
         if name == DecisionName.QUARANTINED and decision.decision != DecisionName.DUPLICATE:
             return mp.quarantine(f"mailgate: {decision.rule}") + mp.packet(mp.CONTINUE)
-        # Automated mail, and the second copy of a quarantined one (its raw bytes are kept).
+        # Automated mail, the second copy of a quarantined one (its raw bytes are kept), and
+        # held mail: mailgate keeps it, and a release delivers it through the outbox.
         return mp.packet(mp.DISCARD)
 
     def rejection_lines(self, decision: Decision, name: str) -> list[str]:

@@ -5,7 +5,9 @@ bottom; the first rule that hits decides, and a message no rule stops is an acce
 follow-up. The engine records every hit and miss with its reason, after the
 ``ticket_reference`` step that resolved the context; that trace is what ``mailgate explain``
 prints and what auditors read in the decision record. A policy document may switch a
-rule's action off (``[actions]``); the rule then shows as a miss saying so.
+rule's action off (``[actions]``); the rule then shows as a miss saying so. It may also
+say ``hold``: the rule's hit then decides ``held`` instead, for an operator to release or
+reject (``worker.held``), and the trace says which decision was held back.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from worker.decision import DecisionName, RuleName
+from worker.decision import HOLDABLE_RULES, DecisionName, RuleName
 from worker.policy import reference
 from worker.policy.context import RuleContext
 from worker.policy.rules import Rule
@@ -61,12 +63,18 @@ def run_chain(
     """Walk the table until a rule hits; ``first_step`` is the resolution's trace entry."""
     trace = [first_step]
     switched_off = ctx.policy.document.switched_off() if ctx.policy else frozenset()
+    held = ctx.policy.document.held_rules() if ctx.policy else frozenset()
     for rule, decision in chain:
         if rule.name in switched_off:
             assert ctx.policy is not None
             trace.append(_step(rule.name, False, f"action switched off by policy {ctx.policy.id}"))
             continue
         verdict = rule.check(ctx)
+        if verdict.hit and rule.name in held:
+            assert ctx.policy is not None
+            reason = f"{decision} held for an operator by policy {ctx.policy.id}"
+            trace.append(_step(rule.name, True, f"{verdict.reason}; {reason}"))
+            return ChainResult(DecisionName.HELD, rule.name, trace)
         trace.append(_step(rule.name, verdict.hit, verdict.reason))
         if verdict.hit:
             return ChainResult(decision, rule.name, trace)
@@ -82,6 +90,10 @@ def _step(rule: RuleName, hit: bool, reason: str) -> dict[str, Any]:
 DESCRIPTIONS: dict[str, str] = {
     RuleName.TICKET_REFERENCE: reference.DESCRIPTION,
     **{rule.name: rule.description for rule, _ in (*CHAIN, FALL_THROUGH)},
+    RuleName.OPERATOR: "an operator released, rejected or discarded a held or quarantined "
+    "message (a record pointing to the first)",
+    RuleName.HOLD_EXPIRED: "a held message nobody acted on within the policy's hold_days got "
+    "its rule's own decision and reply",
 }
 
 
@@ -90,9 +102,18 @@ def describe(rule_name: str) -> str:
     return DESCRIPTIONS.get(rule_name, "")
 
 
+def decision_of(rule_name: str) -> DecisionName | None:
+    """The decision a rule's hit leads to in the table (what a held message expires to)."""
+    return next((decision for rule, decision in CHAIN if rule.name == rule_name), None)
+
+
 def chain_pairs() -> list[tuple[RuleName, DecisionName]]:
-    """Every (rule, decision) pair the chain can record, the race-lost duplicate included."""
-    return [(rule.name, decision) for rule, decision in (*CHAIN, FALL_THROUGH)]
+    """Every (rule, decision) pair the chain can record, the race-lost duplicate included,
+    a hold by each rule that may hold, and what an operator's or the expiry's record says."""
+    pairs = [(rule.name, decision) for rule, decision in (*CHAIN, FALL_THROUGH)]
+    pairs += [(rule, DecisionName.HELD) for rule in sorted(HOLDABLE_RULES)]
+    pairs += [(RuleName.OPERATOR, DecisionName.ACCEPTED_FOLLOWUP)]
+    return pairs
 
 
 def table() -> list[tuple[str, str, str]]:

@@ -17,14 +17,29 @@ import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from worker.decision import REJECTIONS, SWITCHABLE_RULES, DecisionName, RuleName
+from worker.decision import (
+    HOLD_TWINS,
+    HOLDABLE_RULES,
+    REJECTIONS,
+    SWITCHABLE_RULES,
+    DecisionName,
+    RuleName,
+)
 from worker.errors import ConfigError
 
 REPLY_DECISIONS = frozenset({*REJECTIONS, DecisionName.ACCEPTED_FOLLOWUP})
+DEFAULT_HOLD_DAYS = 7
 TEMPLATE_FIELDS = ("portal_url", "source_title", "source_url", "policy_id", "ticket", "subject")
 
 
@@ -70,6 +85,13 @@ class Language(_Strict):
     min_confidence: float = Field(default=0.5, gt=0, le=1)
 
 
+class HeldReply(_Strict):
+    """``[replies.held]``: the one acknowledgement of a held message, whichever rule held it
+    (a person will look at it; it never says whether the ticket exists)."""
+
+    template: str
+
+
 class Replies(_Strict):
     window_hours: float = Field(default=24, gt=0)
     # After this long without a successful hand-over an outbox row goes dead-letter.
@@ -80,6 +102,7 @@ class Replies(_Strict):
     templates: dict[str, str]
     # MAILGATE_REJECT_MODE=smtp: the 550 text per rejection (``$portal_url`` is filled in).
     smtp_reject: dict[str, str] = Field(default_factory=dict)
+    held: HeldReply | None = None
 
     @field_validator("templates")
     @classmethod
@@ -122,11 +145,26 @@ class PolicyDocument(_Strict):
     tickets: Tickets
     language: Language = Language()
     replies: Replies
-    # Per-rule actions: ``rule = "off"`` keeps the rule in the trace but never lets it decide.
-    actions: dict[RuleName, Literal["on", "off"]] = {}
+    # Per-rule actions: ``rule = "off"`` keeps the rule in the trace but never lets it decide;
+    # ``rule = "hold"`` keeps its hits for an operator (``hold_days``, written in ``[actions]``).
+    actions: dict[RuleName, Literal["on", "off", "hold"]] = {}
+    hold_days: float = Field(default=DEFAULT_HOLD_DAYS, gt=0)
 
     def switched_off(self) -> frozenset[str]:
         return frozenset(rule for rule, action in self.actions.items() if action == "off")
+
+    def held_rules(self) -> frozenset[str]:
+        return frozenset(rule for rule, action in self.actions.items() if action == "hold")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hold_days_in_actions(cls, data: Any) -> Any:
+        # ``hold_days`` is written beside the rules it concerns; it is no rule itself.
+        if isinstance(data, dict) and isinstance(data.get("actions"), dict):
+            actions = dict(data["actions"])
+            if "hold_days" in actions:
+                data = {**data, "actions": actions, "hold_days": actions.pop("hold_days")}
+        return data
 
     @field_validator("effective_from")
     @classmethod
@@ -190,11 +228,32 @@ def _check_actions(path: Path, document: PolicyDocument) -> None:
             f"policy {path}: key actions.{rule}: rule {rule} cannot be switched off "
             f"(only {switchable} can)"
         )
+    held = document.held_rules()
+    for rule in sorted(held - HOLDABLE_RULES):
+        holdable = ", ".join(sorted(HOLDABLE_RULES))
+        raise ConfigError(
+            f"policy {path}: key actions.{rule}: rule {rule} cannot be held (only {holdable} can)"
+        )
+    if held & HOLD_TWINS and not held >= HOLD_TWINS:
+        missing = sorted(HOLD_TWINS - held)[0]
+        raise ConfigError(
+            f"policy {path}: key actions.{missing}: unknown_ticket and unauthorized_sender "
+            "must be held together (holding only one tells a stranger whether a ticket exists)"
+        )
+
+
+def _template_files(document: PolicyDocument) -> dict[str, str]:
+    """Every reply template the policy names, by the decision it answers."""
+    files = dict(document.replies.templates)
+    if document.replies.held is not None:
+        files[DecisionName.HELD] = document.replies.held.template
+    return files
 
 
 def _describe(path: Path, error: ValidationError) -> str:
     first = error.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "(document)"
+    key = "actions.hold_days" if key == "hold_days" else key  # where the file writes it
     return f"policy {path}: key {key}: {first['msg']}"
 
 
@@ -214,20 +273,19 @@ def load_policy(path: Path) -> Policy:
         raise ConfigError(_describe(path, exc)) from None
     _check_actions(path, document)
     templates: dict[str, string.Template] = {}
-    for decision, relative in document.replies.templates.items():
+    for decision, relative in _template_files(document).items():
+        key = "replies.held.template" if decision == "held" else f"replies.templates.{decision}"
         template_path = (path.parent / relative).resolve()
         try:
             text = template_path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
-            raise ConfigError(
-                f"policy {path}: key replies.templates.{decision}: cannot read {relative}"
-            ) from None
+            raise ConfigError(f"policy {path}: key {key}: cannot read {relative}") from None
         template = string.Template(text)
         try:
             template.substitute({name: "x" for name in TEMPLATE_FIELDS})
         except (KeyError, ValueError) as exc:
             raise ConfigError(
-                f"policy {path}: key replies.templates.{decision}: template {relative} uses "
+                f"policy {path}: key {key}: template {relative} uses "
                 f"unknown placeholder {exc}; known: {', '.join(TEMPLATE_FIELDS)}"
             ) from None
         templates[decision] = template

@@ -49,6 +49,8 @@ class DecisionRow(SQLModel, table=True):
     duplicate_of: int | None = None
     # Random, shown to the sender instead of the row id (which would count decisions).
     public_id: str | None = Field(default=None, unique=True, index=True, max_length=32)
+    # An operator's or the hold expiry's record: the decision it acts on, once (0007).
+    acts_on: int | None = Field(default=None, unique=True, index=True)
     prev_digest: str = Field(max_length=64)
     digest: str = Field(max_length=64)
 
@@ -126,3 +128,15 @@ class ImapCursor(SQLModel, table=True):
     owner: str | None = Field(default=None, max_length=200)
     lease_until: datetime | None = None
     updated_at: datetime
+
+
+class ContentAccess(SQLModel, table=True):
+    """Who read a message's content (its view, or its raw bytes), and when (0007)."""
+
+    __tablename__ = "content_access"
+
+    id: int | None = Field(default=None, primary_key=True)
+    operator: str = Field(max_length=64)
+    decision_id: int = Field(foreign_key="decision.id")
+    what: str = Field(max_length=16)
+    at: datetime = Field(index=True)

@@ -1,12 +1,13 @@
 """The aiohttp application: ``/healthz``, ``/readyz``, ``/metrics``, ``/api`` and ``/``.
 
-Every ``/api`` route needs a bearer token naming its holder (``worker.web.access``; without a
-configured token the API is closed), and a state-changing request that a browser sends from
-another site is refused before it is looked at. Every response carries a strict
-Content-Security-Policy: the console runs only its own script and stylesheet from
-``static/``, loads nothing from elsewhere, and cannot be framed. The page itself holds no
-data: it asks for the token and reads the API. Database work runs in the server's thread
-pool, off the loop.
+Every ``/api`` route needs ``Authorization: Bearer <token>`` of a named operator
+(``worker.operators``: ``MAILGATE_OPERATORS_FILE``, and ``MAILGATE_API_TOKEN`` as ``admin``)
+whose role the route allows (``worker.web.auth``); without any token the API is closed. A
+state-changing request that a browser sends from another site is refused before it is
+looked at (``worker.web.access``). Every response carries a strict Content-Security-Policy:
+the console runs only its own script and stylesheet from ``static/``, loads nothing from
+elsewhere, and cannot be framed. The page itself holds no data: it asks for the token and
+reads the API. Database work runs in the server's thread pool, off the loop.
 """
 
 from __future__ import annotations
@@ -27,18 +28,22 @@ from pydantic import ValidationError
 from sqlalchemy import func, text
 from sqlmodel import Session, col, select
 
+from worker.access_log import record_content_read
 from worker.clock import parse_when, utcnow
 from worker.decision import DECISIONS, REJECTIONS, DecisionName, OutboxKind
 from worker.errors import TransientError
 from worker.mail import InboundMail
+from worker.operators import OperatorBook
 from worker.pipeline import Mailgate
 from worker.store.models import DecisionRow, OutboxRow
 from worker.store.queries import DecisionFilter, find_decisions, next_cursor
 from worker.store.repository import load_raw
 from worker.tickets import TicketRecord, describe_error, upsert
-from worker.web.access import Viewer, cross_site, viewer_for
-from worker.web.console_api import ConsoleApi, record_read
+from worker.web.access import cross_site
+from worker.web.auth import OPERATOR_KEY, authenticate, needed_role, require, unauthorized
+from worker.web.console_api import ConsoleApi
 from worker.web.console_token import token_hint
+from worker.web.held_api import HeldApi
 from worker.web.labels import decision_label, labels_for_row, page_labels
 from worker.web.metrics import registry_for
 
@@ -116,8 +121,9 @@ def row_json(row: DecisionRow, delivery: str | None = None) -> dict[str, Any]:
         "channel": row.channel,
         "duplicate_of": row.duplicate_of,
         "public_id": row.public_id,
+        "acts_on": row.acts_on,
         "labels": labels_for_row(
-            row.decision, row.rule, row.reply_status, row.reply_reason, delivery
+            row.decision, row.rule, row.reply_status, row.reply_reason, delivery, row.trace
         ),
     }
 
@@ -161,6 +167,7 @@ class Web:
         self.readiness = readiness
         self.registry = registry_for(gate.read_engine, imap_lag)
         self.page = dashboard_page(token_hint(gate.settings))  # rendered once
+        self.operators = OperatorBook.from_settings(gate.settings)
         self.console = ConsoleApi(gate, executor, self.checks)
         self.static = {name: (path.read_bytes(), kind) for name, (path, kind) in STATIC.items()}
 
@@ -181,6 +188,7 @@ class Web:
                 web.get("/", self.dashboard),
                 web.get("/static/{name}", self.static_file),
                 *self.console.routes(),
+                *HeldApi(self.gate, self.blocking).routes(),
             ]
         )
         app.on_response_prepare.append(self.secure_headers)
@@ -200,14 +208,13 @@ class Web:
             return web.json_response(
                 {"error": f"cross-site request refused ({refused})"}, status=403
             )
-        if request.path.startswith("/api"):
-            viewer = viewer_for(self.gate.settings, request.headers.get("Authorization", ""))
-            if viewer is None:
-                return web.json_response(
-                    {"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": "Bearer"}
-                )
-            request["viewer"] = viewer
         try:
+            if request.path.startswith("/api"):
+                operator = authenticate(self.operators, request)
+                if operator is None:
+                    raise unauthorized()
+                request[OPERATOR_KEY] = operator
+                require(request, needed_role(request))
             return await handler(request)
         except TransientError:
             return web.json_response({"error": "database unavailable"}, status=503)
@@ -265,19 +272,22 @@ class Web:
             }
 
     async def decision(self, request: web.Request) -> web.Response:
-        found = await self.blocking(
-            self._decision, int(request.match_info["id"]), request["viewer"]
-        )
+        reader = request[OPERATOR_KEY].name
+        # The console asks without headers: its message view records its own read.
+        reader = None if request.query.get("headers") == "0" else reader
+        found = await self.blocking(self._decision, int(request.match_info["id"]), reader)
         if found is None:
             return web.json_response({"error": "no such decision"}, status=404)
         return web.json_response(found)
 
-    def _decision(self, decision_id: int, viewer: Viewer) -> dict[str, Any] | None:
+    def _decision(self, decision_id: int, reader: str | None) -> dict[str, Any] | None:
         with Session(self.gate.read_engine) as session:
             row = session.get(DecisionRow, decision_id)
             if row is None:
                 return None
-            raw = load_raw(session, row.raw_sha256)
+            if reader is not None:
+                record_content_read(self.gate.engine, reader, decision_id)  # its headers
+            raw = load_raw(session, row.raw_sha256) if reader is not None else None
             outbox = session.scalars(
                 select(OutboxRow).where(col(OutboxRow.decision_id) == decision_id)
             ).all()
@@ -288,9 +298,10 @@ class Web:
             {"kind": o.kind, "status": o.status, "attempts": o.attempts, "last_error": o.last_error}
             for o in outbox
         ]
+        if reader is None:
+            return result
         headers: dict[str, list[str]] = {}
         if raw is not None:
-            record_read(viewer, row, "headers")
             mail = InboundMail.from_bytes(raw)
             for name in SHOWN_HEADERS:
                 values = mail.header_all(name)

@@ -2,7 +2,8 @@
 
 ``GET /api/messages/{public_id}`` is the safe view (``message_view``); ``…/raw`` is the
 message as received, for ``operator`` and ``admin`` only, served as inert text with its own
-sandboxing policy. Every read of a message's content is recorded with who read it.
+sandboxing policy. Every read of a message's content is recorded in the access log
+(``worker.access_log``) before the content leaves.
 ``GET /api/health`` gathers the cards, ``GET /api/timeline`` the decisions per hour,
 ``GET /api/me`` tells the page who it is talking for (to hide what the role may not do).
 """
@@ -15,15 +16,16 @@ from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any
 
-import structlog
 from aiohttp import web
 from sqlmodel import Session, col, select
 
+from worker.access_log import ContentRead, record_content_read
+from worker.operators import Operator, Role
 from worker.pipeline import Mailgate
 from worker.public_id import looks_like
 from worker.store.models import DecisionRow
 from worker.store.repository import load_raw
-from worker.web.access import Viewer
+from worker.web.auth import OPERATOR_KEY, require
 from worker.web.health import (
     HealthCard,
     helpdesk_placeholder,
@@ -35,23 +37,10 @@ from worker.web.labels import decision_label
 from worker.web.message_view import message_view
 from worker.web.timeline import decisions_per_hour
 
-log = structlog.get_logger("mailgate.web")
 RAW_HEADERS = {
     "Content-Disposition": "attachment; filename=message.eml",
     "Content-Security-Policy": "sandbox; default-src 'none'",
 }
-
-
-def record_read(viewer: Viewer, decision: DecisionRow, part: str) -> None:
-    """Who read which message's content, when: one line, never the content itself."""
-    log.info(
-        "message_read",
-        operator=viewer.name,
-        role=viewer.role,
-        public_id=decision.public_id,
-        decision_id=decision.id,
-        part=part,
-    )
 
 
 class ConsoleApi:
@@ -79,13 +68,13 @@ class ConsoleApi:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
 
     async def me(self, request: web.Request) -> web.Response:
-        viewer: Viewer = request["viewer"]
+        operator: Operator = request[OPERATOR_KEY]
         return web.json_response(
             {
-                "name": viewer.name,
-                "role": viewer.role,
-                "may_act": viewer.may_act,
-                "may_read_raw": viewer.may_read_raw,
+                "name": operator.name,
+                "role": str(operator.role),
+                "may_act": operator.may(Role.OPERATOR),
+                "may_read_raw": operator.may(Role.OPERATOR),
             }
         )
 
@@ -109,13 +98,13 @@ class ConsoleApi:
         )
 
     async def message(self, request: web.Request) -> web.Response:
-        viewer: Viewer = request["viewer"]
-        found = await self.blocking(self._message, request.match_info["public_id"], viewer)
+        operator = require(request, Role.VIEWER)
+        found = await self.blocking(self._message, request.match_info["public_id"], operator)
         if found is None:
             return web.json_response({"error": "no such message"}, status=404)
         return web.json_response(found)
 
-    def _message(self, public_id: str, viewer: Viewer) -> dict[str, Any] | None:
+    def _message(self, public_id: str, operator: Operator) -> dict[str, Any] | None:
         row, raw = self._load(public_id)
         if row is None:
             return None
@@ -128,24 +117,21 @@ class ConsoleApi:
             "received_at": row.received_at.isoformat(),
             "label": decision_label(row.decision),
             "raw_kept": raw is not None,
-            "may_read_raw": viewer.may_read_raw and raw is not None,
+            "may_read_raw": operator.may(Role.OPERATOR) and raw is not None,
         }
-        if raw is not None:
-            record_read(viewer, row, "view")
+        if raw is not None and row.id is not None:
+            record_content_read(self.gate.engine, operator.name, row.id, ContentRead.MESSAGE)
             result["message"] = message_view(raw).as_dict()
         return result
 
     async def raw(self, request: web.Request) -> web.Response:
-        viewer: Viewer = request["viewer"]
-        if not viewer.may_read_raw:
-            return web.json_response(
-                {"error": f"the raw message is for operators; {viewer.name} is a {viewer.role}"},
-                status=403,
-            )
+        operator = require(request, Role.OPERATOR)
         row, raw = await self.blocking(self._load, request.match_info["public_id"])
-        if row is None or raw is None:
+        if row is None or raw is None or row.id is None:
             return web.json_response({"error": "no such message"}, status=404)
-        record_read(viewer, row, "raw")
+        await self.blocking(
+            record_content_read, self.gate.engine, operator.name, row.id, ContentRead.RAW
+        )
         return web.Response(
             body=raw, content_type="text/plain", charset="utf-8", headers=RAW_HEADERS
         )

@@ -22,7 +22,7 @@ DECISIONS: dict[str, str] = {
     DecisionName.IGNORED_AUTO_GENERATED: "Ignored: automatic mail",
     DecisionName.DUPLICATE: "Duplicate",
     DecisionName.QUARANTINED: "Quarantined",
-    "held": "Held for review",
+    DecisionName.HELD: "Held for review",
 }
 # The chart's few colours: each decision falls in one group.
 GROUPS: dict[str, str] = {
@@ -30,7 +30,7 @@ GROUPS: dict[str, str] = {
     DecisionName.IGNORED_AUTO_GENERATED: "ignored",
     DecisionName.DUPLICATE: "ignored",
     DecisionName.QUARANTINED: "quarantined",
-    "held": "held",
+    DecisionName.HELD: "held",
 }
 RULES: dict[str, str] = {
     RuleName.TICKET_REFERENCE: "ticket reference",
@@ -45,6 +45,8 @@ RULES: dict[str, str] = {
     RuleName.CLOSED_TICKET: "ticket closed",
     RuleName.LANGUAGE: "language",
     RuleName.FOLLOWUP: "follow-up",
+    RuleName.OPERATOR: "an operator's action",
+    RuleName.HOLD_EXPIRED: "nobody decided in time",
 }
 DELIVERY: dict[str, str] = {
     "sent": "Reply sent",
@@ -69,6 +71,7 @@ NO_REPLY: dict[str, str] = {
     "spam": "spam",
     "rate_limited": "one sent recently",
     "held": "held for review",
+    "discarded": "discarded by an operator",
 }
 
 
@@ -92,14 +95,26 @@ def reply_label(status: str, reason: str | None, delivery: str | None) -> str:
 
 
 def labels_for_row(
-    decision: str, rule: str, status: str, reason: str | None, delivery: str | None
+    decision: str,
+    rule: str,
+    status: str,
+    reason: str | None,
+    delivery: str | None,
+    trace: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     return {
         "decision": decision_label(decision),
         "group": decision_group(decision),
-        "rule": RULES.get(rule, rule),
+        "rule": why(rule, trace or []),
         "reply": reply_label(status, reason, delivery),
     }
+
+
+def why(rule: str, trace: list[dict[str, Any]]) -> str:
+    """The rule's label; for an operator's record, who did what ("released by ana: …")."""
+    if rule == RuleName.OPERATOR and trace and trace[-1].get("operator"):
+        return str(trace[-1].get("reason") or RULES[rule])
+    return RULES.get(rule, rule)
 
 
 def page_labels() -> dict[str, Any]:
@@ -108,4 +123,5 @@ def page_labels() -> dict[str, Any]:
     return {
         "decisions": {name: decision_label(name) for name in names},
         "groups": {name: decision_group(name) for name in names},
+        "rules": {str(name): label for name, label in RULES.items()},
     }

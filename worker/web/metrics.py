@@ -21,6 +21,7 @@ from worker.clock import utcnow
 from worker.metrics import DECISION_SECONDS, TEMPFAILS
 from worker.policy.chain import chain_pairs
 from worker.store.models import DecisionRow, OutboxRow
+from worker.web.held_metrics import HeldCollector
 
 # Every state an automatic reply's outbox row can be in; each is exported, zero or not, so
 # that an alert on ``failed`` or ``dead`` has a series to watch from the first scrape.
@@ -122,6 +123,7 @@ def _decision_counts(session: Session) -> dict[tuple[str, str], int]:
 def registry_for(engine: Engine, imap_lag: Callable[[], dict[str, int]]) -> CollectorRegistry:
     registry = CollectorRegistry()
     registry.register(StoreCollector(engine, imap_lag))
+    registry.register(HeldCollector(engine))
     registry.register(DECISION_SECONDS)
     registry.register(TEMPFAILS)
     return registry

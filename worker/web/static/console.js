@@ -229,7 +229,7 @@ async function refreshLog() {
 
 // -- one decision and its message ---------------------------------------------------------
 async function showDecision(row) {
-  const d = await get("/api/decisions/" + row.id);
+  const d = await get("/api/decisions/" + row.id + "?headers=0");
   $("detail").hidden = false;
   $("d-id").textContent = (d.public_id || "#" + d.seq);
   $("d-summary").textContent = d.labels.decision + " (" + d.decision + ") by rule " + d.rule +
@@ -303,25 +303,36 @@ async function loadHeld() {
   $("held").tBodies[0].replaceChildren(...held.map(heldRow));
 }
 function heldRow(h) {
-  const tr = el("tr");
+  const tr = el("tr", null, "row");
   tr.dataset.publicId = h.public_id;
-  timeCell(tr, h.received_at);
-  cell(tr, LABELS.decisions[h.would_be] || h.rule || "").title = h.rule || "";
+  timeCell(tr, h.decided_at);
+  const why = cell(tr, (h.decision === "held" ? "" : "Quarantined: ") +
+    (LABELS.rules[h.rule] || h.rule), "why");
+  why.title = h.decision + " / " + h.rule;
   cell(tr, h.envelope_from || "(none)", "sender");
-  cell(tr, h.subject || "", "subject");
   cell(tr, h.ticket || "");
-  const reason = el("input");
-  reason.placeholder = "reason";
-  reason.className = "reason";
+  cell(tr, h.expires_at ? "decided by the rule " + when(h.expires_at).text + ", " +
+    new Date(h.expires_at).toLocaleDateString() : "waits for a person");
+  const reason = el("input", null, "reason");
+  reason.placeholder = "reason (kept in the record)";
+  reason.maxLength = 500;
   cell(tr, null).appendChild(reason);
   const actions = cell(tr, null, "actions");
   for (const action of ["release", "reject", "discard"]) {
     const button = el("button", action[0].toUpperCase() + action.slice(1), "act-" + action);
     button.type = "button";
     button.disabled = !(me && me.may_act);
-    button.addEventListener("click", () => act(h.public_id, action, reason.value, tr));
+    if (button.disabled) button.title = "your role (" + me.role + ") may not act on held mail";
+    button.addEventListener("click", (event) => {
+      event.stopPropagation();
+      act(h.public_id, action, reason.value, tr).catch((error) => {
+        $("held-note").textContent = error.message;  // e.g. 403 for a viewer: stay signed in
+      });
+    });
     actions.appendChild(button);
   }
+  for (const control of [reason]) control.addEventListener("click", (e) => e.stopPropagation());
+  tr.addEventListener("click", () => showDecision(h).catch(showError));
   return tr;
 }
 async function act(publicId, action, reason, row) {
@@ -329,13 +340,14 @@ async function act(publicId, action, reason, row) {
     method: "POST",
     headers: {Authorization: "Bearer " + token, "Content-Type": "application/json"},
     body: JSON.stringify({reason}),
-  }).catch((error) => ({status: 0, body: {error: error.message}}));
-  if (answer.status === 409) row.classList.add("conflict");
-  if (answer.status === 0) return showNote(answer.body.error);
-  await Promise.all([loadHeld(), refreshLog()]).catch(showError);
-}
-function showNote(text) {
-  $("refreshed").textContent = text;
+  });
+  if (answer.status === 409 || answer.status === 404) {
+    row.classList.add("conflict");
+    $("held-note").textContent = answer.body ? answer.body.error : "no such message";
+  } else {
+    $("held-note").textContent = publicId + ": " + answer.body.record.trace.at(-1).reason;
+  }
+  await Promise.all([loadHeld(), refreshLog()]);
 }
 
 // -- opening, refreshing, signing out -----------------------------------------------------
