@@ -184,7 +184,7 @@ function logRow(d) {
   const decision = cell(tr, d.labels.decision, "decision g-" + d.labels.group);
   decision.dataset.decision = d.decision;
   decision.title = d.decision;
-  cell(tr, d.labels.rule).title = d.rule;
+  cell(tr, d.labels.rule, "why").title = d.rule;
   cell(tr, d.ticket || "", "ticket");
   cell(tr, d.envelope_from || "(none)", "sender");
   cell(tr, d.labels.reply).title = [d.reply.status, d.reply.reason, d.reply.delivery]
