@@ -103,6 +103,7 @@ def test_health_cards_and_decisions_per_hour(served: tuple[Mailgate, RunningServ
         "1 given up"
     )
     assert cards["helpdesk"]["state"] == "off", "the slot the helpdesk connector fills"
+    assert cards["held"]["summary"] == "nothing waiting"
     timeline = get_json(running, "/api/timeline?hours=24")
     assert len(timeline["hours"]) == 24
     counts = [hour["counts"] for hour in timeline["hours"] if hour["counts"]]

@@ -83,6 +83,8 @@ def test_an_operator_releases_and_rejects_held_mail_in_the_console(
     page = browser_page
     sign_in(page, running, OPERATOR)
     page.wait_for_function("() => document.querySelectorAll('#held tbody tr').length === 2")
+    held_card = page.locator('#health .card[data-key="held"] .summary').inner_text()
+    assert held_card.startswith("2 waiting, oldest")
     assert page.locator("#who").inner_text() == "signed in as olga (operator)"
     row = page.locator(f'#held tbody tr[data-public-id="{first}"]')
     row.locator("input.reason").fill("a colleague of the customer")

@@ -2,22 +2,23 @@
 
 Each card says ``ok``, ``warn``, ``bad`` or ``off`` (not configured) with one line of
 summary and a few of detail. They come from what ``/readyz`` already checks (listeners,
-IMAP mailboxes, the database) and from the store (the outbox, dead letters, the relay's
-last refusal); the OAuth card reads the client secret's expiry date and each mailbox's
-token. Other parts (the helpdesk connector) add a card through ``Web.health_cards``; until
-one does, the helpdesk card says that none is connected.
+IMAP mailboxes, the database) and from the store (held mail waiting, the outbox, dead
+letters, the relay's last refusal); the OAuth card reads the client secret's expiry date
+and each mailbox's token. Other parts (the helpdesk connector) add a card through
+``ConsoleApi.health_cards``; until one does, the helpdesk card says none is connected.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from worker.clock import aware, utcnow
+from worker.held import held_summary
 from worker.logs import without_addresses
 from worker.settings import Settings
 from worker.store.models import OutboxRow
@@ -26,6 +27,7 @@ State = Literal["ok", "warn", "bad", "off"]
 PENDING = ("queued", "retry", "sending")
 GIVEN_UP = ("dead", "failed")
 OUTBOX_SLOW_SECONDS = 15 * 60  # a reply still waiting after this is worth a look
+HELD_LONG_SECONDS = 24 * 3600  # as deploy/prometheus/alerts.yml's MailgateHeldMailWaiting
 SECRET_WARN_DAYS = 30
 
 
@@ -75,6 +77,7 @@ def store_cards(engine: Engine, settings: Settings) -> list[HealthCard]:
             select(func.min(OutboxRow.created_at)).where(col(OutboxRow.status).in_(PENDING))
         )
         given_up = session.scalar(select(func.count()).where(col(OutboxRow.status).in_(GIVEN_UP)))
+        held, held_since = held_summary(session)
         refusal = session.scalar(
             select(OutboxRow.last_error)
             .where(col(OutboxRow.status).in_(("retry", *GIVEN_UP)))
@@ -98,7 +101,15 @@ def store_cards(engine: Engine, settings: Settings) -> list[HealthCard]:
         if given_up
         else [],
     )
-    return [outbox, dead, _relay_card(settings, refusal)]
+    return [_held_card(held, held_since), outbox, dead, _relay_card(settings, refusal)]
+
+
+def _held_card(count: int, oldest: datetime | None) -> HealthCard:
+    if not count or oldest is None:
+        return HealthCard("held", "Held mail", "ok", "nothing waiting")
+    age = (utcnow() - oldest).total_seconds()
+    state: State = "warn" if age > HELD_LONG_SECONDS else "ok"
+    return HealthCard("held", "Held mail", state, f"{count} waiting, oldest {_duration(age)}")
 
 
 def _relay_card(settings: Settings, refusal: str | None) -> HealthCard:

@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 const LABELS = JSON.parse($("labels").textContent);
 const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 const PAGE = 50;
+const HELD_SHOWN = 15;
 const REFRESH_SECONDS = Number(new URLSearchParams(location.search).get("refresh")) || 15;
 const SVG = "http://www.w3.org/2000/svg";
 // The frame's own policy, in case the sanitiser ever let something through: nothing loads.
@@ -55,6 +56,11 @@ function when(iso) {
   const clock = at.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
   const day = today ? "" : at.toLocaleDateString([], {day: "numeric", month: "short"}) + " ";
   return {text: day + clock, ago, full: at.toLocaleString() + " " + ZONE + " (" + iso + ")"};
+}
+function until(iso) {
+  const days = (new Date(iso).getTime() - Date.now()) / 86400000;
+  return days < 0 ? "now" : days < 1 ? "in " + Math.round(days * 24) + " h"
+    : "in " + Math.round(days) + " days";
 }
 function timeCell(row, iso) {
   const t = when(iso);
@@ -300,21 +306,26 @@ async function loadHeld() {
   $("held-count").textContent = String(held.length);
   $("held-empty").hidden = held.length > 0;
   $("held").hidden = held.length === 0;
-  $("held").tBodies[0].replaceChildren(...held.map(heldRow));
+  // Oldest first, as the API lists them; a long queue shows its head, not a wall of rows.
+  $("held").tBodies[0].replaceChildren(...held.slice(0, HELD_SHOWN).map(heldRow));
+  $("held-more").textContent = held.length > HELD_SHOWN
+    ? "and " + (held.length - HELD_SHOWN) + " more, newer ones" : "";
 }
 function heldRow(h) {
   const tr = el("tr", null, "row");
   tr.dataset.publicId = h.public_id;
-  timeCell(tr, h.decided_at);
+  timeCell(tr, h.received_at);
   const why = cell(tr, (h.decision === "held" ? "" : "Quarantined: ") +
     (LABELS.rules[h.rule] || h.rule), "why");
   why.title = h.decision + " / " + h.rule;
   cell(tr, h.envelope_from || "(none)", "sender");
   cell(tr, h.ticket || "");
-  cell(tr, h.expires_at ? "decided by the rule " + when(h.expires_at).text + ", " +
-    new Date(h.expires_at).toLocaleDateString() : "waits for a person");
+  const expiry = cell(tr, h.expires_at ? "the rule decides " + until(h.expires_at)
+    : "waits for a person");
+  if (h.expires_at) expiry.title = when(h.expires_at).full;
   const reason = el("input", null, "reason");
-  reason.placeholder = "reason (kept in the record)";
+  reason.placeholder = "reason";
+  reason.title = "kept in the chain record with your name";
   reason.maxLength = 500;
   cell(tr, null).appendChild(reason);
   const actions = cell(tr, null, "actions");
