@@ -44,10 +44,12 @@ def hostile(tmp_path: Path) -> Iterator[tuple[Mailgate, RunningServer]]:
     gate.engine.dispose()
 
 
-def watch(page: Any, base: str) -> tuple[list[str], list[str]]:
-    """Every dialog the page opens and every request that leaves ``base``."""
+def watch(page: Any, base: str) -> tuple[list[str], list[str], list[str]]:
+    """Every dialog the page opens, every request that leaves ``base``, and every
+    Content-Security-Policy complaint (the console's own page must need no exception)."""
     dialogs: list[str] = []
     remote: list[str] = []
+    complaints: list[str] = []
 
     def on_dialog(dialog: Any) -> None:
         dialogs.append(dialog.message)
@@ -59,7 +61,11 @@ def watch(page: Any, base: str) -> tuple[list[str], list[str]]:
 
     page.on("dialog", on_dialog)
     page.on("request", on_request)
-    return dialogs, remote
+    page.on(
+        "console",
+        lambda m: complaints.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    return dialogs, remote, complaints
 
 
 def open_message(page: Any, row: int) -> Any:
@@ -79,7 +85,7 @@ def test_hostile_mail_runs_nothing_and_loads_nothing_remote(
     _, running = hostile
     page = browser_page
     base = f"http://127.0.0.1:{running.port('http')}/"
-    dialogs, remote = watch(page, base)
+    dialogs, remote, complaints = watch(page, base)
     response = page.goto(base)
     assert "script-src 'self'" in response.headers["content-security-policy"]
     page.fill("#token", TOKEN)
@@ -115,6 +121,7 @@ def test_hostile_mail_runs_nothing_and_loads_nothing_remote(
     assert scripts == ["labels", base + "static/console.js"], "no script joined the page"
     assert dialogs == [], "no script ran"
     assert remote == [], "nothing was fetched from anywhere but the console"
+    assert complaints == [], "the sanitised mail needed no blocking, the page no exception"
 
 
 def test_a_cross_site_post_is_refused(
