@@ -142,7 +142,8 @@ def test_the_quick_start_generates_a_private_console_token(tmp_path: Path) -> No
     assert str(path.resolve()) in token_hint(settings)
     again = make_settings(tmp_path, None)
     assert ensure_console_token(again) == path and again.api_token == token, "kept, not remade"
-    own = make_settings(tmp_path / "other", None, api_token=TOKEN)
+    own = make_settings(tmp_path, None, api_token=TOKEN)
     assert ensure_console_token(own) is None and own.api_token == TOKEN
+    assert "MAILGATE_API_TOKEN" in token_hint(own), "a token set later: the file is not it"
     shared = make_settings(tmp_path / "pg", "postgresql+psycopg://u@127.0.0.1/db")
     assert ensure_console_token(shared) is None and shared.api_token is None

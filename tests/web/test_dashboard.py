@@ -59,6 +59,7 @@ def test_dashboard_shows_the_rejection_log_and_a_decision(
     page = browser_page
     page.goto(f"http://127.0.0.1:{served.port('http')}/")
     assert page.locator("#main").is_hidden(), "nothing is shown before the token"
+    assert "MAILGATE_API_TOKEN" in page.locator("#token-hint").inner_text(), "where it is"
     page.fill("#token", "wrong")
     page.click("#auth button")
     page.wait_for_selector("#error:has-text('token refused')")
@@ -85,6 +86,8 @@ def test_dashboard_shows_the_rejection_log_and_a_decision(
         "'accepted_followup'"
     )
     assert page.locator("#log tbody td.decision").inner_text() == "Follow-up accepted"
+    received = page.locator("#log tbody td.time").get_attribute("title") or ""
+    assert "Europe/Rome" in received, "times in the viewer's zone (the context's)"
     page.select_option("#f-decision", "")
     page.fill("#f-search", "alice@customer.example")
     page.click("#filters button")

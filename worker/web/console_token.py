@@ -50,7 +50,7 @@ def _read_or_create(path: Path) -> str:
 def token_hint(settings: Settings) -> str:
     """One sentence for the console's first screen: where this installation's token is."""
     path = token_path(settings)
-    if not settings.database_url and path.exists():
+    if not settings.database_url and settings.api_token and _holds(path, settings.api_token):
         return (
             f"This installation generated its console token into {path.resolve()} "
             f"(readable by the user that runs mailgate): cat {path.resolve()}"
@@ -58,3 +58,11 @@ def token_hint(settings: Settings) -> str:
     if settings.api_token:
         return "Use MAILGATE_API_TOKEN, or the token you were given as an operator."
     return "No token is configured: set MAILGATE_API_TOKEN (at least 24 characters) and restart."
+
+
+def _holds(path: Path, token: str) -> bool:
+    """Whether the generated file is the token in use (a token set later replaces it)."""
+    try:
+        return path.read_text(encoding="ascii").strip() == token
+    except (OSError, UnicodeDecodeError):
+        return False
