@@ -100,7 +100,8 @@ function svg(tag, attributes, text) {
   return node;
 }
 async function loadChart() {
-  const data = await get("/api/timeline?hours=24");
+  const period = Number($("chart-hours").value);
+  const data = await get("/api/timeline?hours=" + period);
   const hours = data.hours.map((hour) => {
     const groups = {};
     for (const [decision, count] of Object.entries(hour.counts)) {
@@ -112,7 +113,7 @@ async function loadChart() {
   const top = Math.max(1, ...hours.map((h) => Object.values(h.groups).reduce((a, b) => a + b, 0)));
   const width = Math.max(480, $("chart").clientWidth), height = 180, left = 40, bottom = 22, step = (width - left) / hours.length;
   const chart = svg("svg", {viewBox: `0 0 ${width} ${height}`, role: "img", class: "chart"});
-  chart.appendChild(svg("title", {}, "Decisions per hour, last 24 hours"));
+  chart.appendChild(svg("title", {}, "Decisions per hour, last " + period + " hours"));
   chart.appendChild(svg("text", {x: 0, y: 12, class: "axis"}, String(top)));
   chart.appendChild(svg("text", {x: 0, y: height - bottom, class: "axis"}, "0"));
   hours.forEach((hour, index) => {
@@ -124,14 +125,16 @@ async function loadChart() {
       if (!count) continue;
       const h = (count / top) * (height - bottom - 16);
       y -= h;
-      chart.appendChild(svg("rect", {x: x + 1, y, width: step - 2, height: h, class: "g-" + group}));
+      chart.appendChild(svg("rect", {x: x + 1, y, width: Math.max(1, step - 2), height: h, class: "g-" + group}));
       tip.push(GROUP_NAMES[group] + ": " + count);
     }
     const hit = svg("rect", {x, y: 0, width: step, height: height - bottom, class: "hit"});
     hit.appendChild(svg("title", {}, tip.join("\n")));
     chart.appendChild(hit);
-    if (index % 3 === 0) {
-      const label = hour.start.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+    const daily = period > 48;
+    if (daily ? hour.start.getHours() === 0 : index % 3 === 0) {
+      const label = daily ? hour.start.toLocaleDateString([], {weekday: "short", day: "numeric"})
+        : hour.start.toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
       chart.appendChild(svg("text", {x, y: height - 6, class: "axis"}, label));
     }
   });
@@ -155,7 +158,7 @@ function showCounts(hours) {
     span.append(el("b", count), " " + (LABELS.decisions[decision] || decision));
     box.appendChild(span);
   }
-  if (!box.children.length) box.appendChild(el("span", "No mail in the last 24 hours.", "muted"));
+  if (!box.children.length) box.appendChild(el("span", "No mail in this period.", "muted"));
 }
 
 // -- the log -------------------------------------------------------------------------------
@@ -401,6 +404,7 @@ function start() {
     loadLog().catch(showError);
   });
   $("more").addEventListener("click", () => loadOlder().catch(showError));
+  $("chart-hours").addEventListener("change", () => loadChart().catch(showError));
   $("d-close").addEventListener("click", () => { $("detail").hidden = true; });
   $("d-raw").addEventListener("click", () => showRaw().catch(showError));
   $("signout").addEventListener("click", () => {
