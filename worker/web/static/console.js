@@ -8,7 +8,10 @@ const LABELS = JSON.parse($("labels").textContent);
 const ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone;
 const PAGE = 50;
 const HELD_SHOWN = 15;
-const REFRESH_SECONDS = Number(new URLSearchParams(location.search).get("refresh")) || 15;
+// ?refresh= seconds, kept from 5 s to an hour: a tiny or negative one polled the API nonstop
+// (the hostile branch's finding, kept here since the page moved).
+const REFRESH_SECONDS = Math.min(
+  Math.max(Number(new URLSearchParams(location.search).get("refresh")) || 15, 5), 3600);
 const SVG = "http://www.w3.org/2000/svg";
 // The frame's own policy, in case the sanitiser ever let something through: nothing loads.
 const FRAME_POLICY = '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'">';
