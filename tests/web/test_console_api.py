@@ -75,6 +75,9 @@ def get_json(running: RunningServer, path: str) -> Any:
 def test_message_view_raw_message_and_unknown_ids(served: tuple[Mailgate, RunningServer]) -> None:
     _, running = served
     row = get_json(running, "/api/decisions?sender=billing1@paypa1.example")["decisions"][0]
+    by_domain = get_json(running, "/api/decisions?sender=@PAYPA1.example")["decisions"]
+    assert [d["public_id"] for d in by_domain] == [row["public_id"]], "a sender's domain"
+    assert get_json(running, "/api/decisions?sender=@%25.example")["decisions"] == []
     view = get_json(running, f"/api/messages/{row['public_id']}")
     assert dict(view["message"]["headers"])["Subject"] == SCRIPT_SUBJECT
     assert "<script" not in view["message"]["html"] and view["may_read_raw"] is True

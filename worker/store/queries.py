@@ -45,7 +45,12 @@ def find_decisions(
     if wanted.rule:
         statement = statement.where(col(DecisionRow.rule) == wanted.rule)
     if wanted.sender:
-        statement = statement.where(col(DecisionRow.envelope_from) == wanted.sender.lower())
+        sender = wanted.sender.strip().lower()
+        if sender.startswith("@"):  # a whole domain: every sender at it
+            found = col(DecisionRow.envelope_from).endswith(sender, autoescape=True)
+            statement = statement.where(found)
+        else:
+            statement = statement.where(col(DecisionRow.envelope_from) == sender)
     if wanted.ticket:
         statement = statement.where(col(DecisionRow.ticket) == wanted.ticket)
     if wanted.channel:
