@@ -59,6 +59,12 @@ def test_names_subjects_and_attachments_are_decoded_to_text() -> None:
     ]
     assert view.text.startswith("<script>alert('text')</script>")
     assert view.html is not None and "<script" not in view.html
+    assert view.links == [], "javascript: and data: links lose their href"
+    link = message_view(
+        b"Content-Type: text/html\r\n\r\n"
+        b'<a href="https://paypa1.example/login?a=1&amp;b=2">https://www.paypal.com</a>'
+    )
+    assert link.links == ["https://paypa1.example/login?a=1&b=2"], "where it goes, as text"
 
 
 def test_an_html_only_svg_message_and_binary_garbage_do_not_crash() -> None:

@@ -12,6 +12,7 @@ code points wherever a name is displayed.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import asdict, dataclass, field
 from email import policy as email_policy
@@ -42,6 +43,7 @@ SHOWN_HEADERS = (
 )
 MAX_TEXT = 200_000  # characters of a body shown; the raw message holds the rest
 MAX_PARTS = 200
+MAX_LINKS = 50
 # Tags a support mail needs to be read; everything else is stripped (its text kept).
 SAFE_TAGS = frozenset(
     {"a", "b", "i", "u", "s", "em", "strong", "small", "sub", "sup", "code", "pre", "kbd"}
@@ -61,6 +63,7 @@ SAFE_ATTRIBUTES = {
 }
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 # Left-to-right/right-to-left marks, embeddings, overrides and isolates.
+_HREF = re.compile(r'<a [^>]*href="([^"]*)"')
 _ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -98,6 +101,7 @@ class MessageView:
     warnings: list[str] = field(default_factory=list)
     text: str = ""
     html: str | None = None  # sanitised
+    links: list[str] = field(default_factory=list)  # where the HTML's links go, as text
     attachments: list[Attachment] = field(default_factory=list)
     size: int = 0
 
@@ -154,6 +158,9 @@ def _read_body(view: MessageView, message: Message) -> None:
     view.text = "\n".join(texts)[:MAX_TEXT]
     if htmls:
         view.html = sanitise_html("\n".join(htmls))
+        # A phishing link hides behind its text: show where each one goes.
+        found = (html.unescape(href) for href in _HREF.findall(view.html))
+        view.links = list(dict.fromkeys(visible(link) for link in found))[:MAX_LINKS]
 
 
 def _part_name(part: Message) -> str | None:

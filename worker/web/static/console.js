@@ -288,6 +288,8 @@ async function showMessage(publicId) {
   $("d-html").addEventListener("load", () => { $("d-message").dataset.shown = publicId; },
     {once: true});
   $("d-html").srcdoc = m.html == null ? "" : FRAME_POLICY + m.html;
+  $("d-links-box").hidden = !m.links.length;
+  $("d-links").replaceChildren(...m.links.map((link) => el("li", link)));
   $("d-attachments").replaceChildren(...(m.attachments.length ? m.attachments.map((a) =>
     el("li", a.name + " — " + a.content_type + ", " + a.size.toLocaleString() + " bytes"))
     : [el("li", "none", "muted")]));
