@@ -171,11 +171,11 @@ def scenario(browser: Any, out: Path, name: str, count: int) -> None:
         if count:
             fill(gate, count)
         else:
-            for number, kind in enumerate(("new", "followup", "italian")):
+            for number, kind in enumerate(("new", "followup", "italian", "stranger")):
                 raw, sender = message(kind, number)
                 gate.ingest_many([(raw, _envelope(sender))])
         gate.ingest_many([(HOSTILE, _envelope("billing@paypa1.example"))])
-        print(f"{name}: {count or 4} decisions in {time.monotonic() - started:.1f} s")
+        print(f"{name}: {count or 5} decisions in {time.monotonic() - started:.1f} s")
         running = Running(gate)
         try:
             shoot(browser, running, gate.settings.api_token, out, name)
