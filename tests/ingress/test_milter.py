@@ -132,6 +132,15 @@ def test_answers_per_decision_on_one_connection(
     forged = with_headers(forged, Message_ID="<forged@customer.example>")
     held = client.message("alice@customer.example", ["support@wildix.com"], forged)
     assert held[0][0] == mp.QUARANTINE and held[1] == (mp.CONTINUE, b"")
+    # A colleague on an open ticket: held by the 2022 policy; mailgate keeps it, the MTA
+    # discards its copy (a release delivers it through the outbox).
+    colleague = with_headers(
+        fixture_bytes("followup_subject_tag.eml"),
+        From="dora@partner.example",
+        Message_ID="<colleague@partner.example>",
+    )
+    kept = client.message("dora@partner.example", ["support@wildix.com"], colleague)
+    assert kept == [(mp.DISCARD, b"")]
     client.close()
     assert decided(gate) == [
         ("accepted_followup", "milter"),
@@ -139,9 +148,10 @@ def test_answers_per_decision_on_one_connection(
         ("rejected_new_ticket", "milter"),
         ("duplicate", "milter"),
         ("quarantined", "milter"),
+        ("held", "milter"),
     ]
     rows = gate.engine.connect().execute(text("SELECT COUNT(*) FROM outbox")).scalar()
-    assert rows == 0  # the rejection was said in the dialogue: no automatic reply
+    assert rows == 0  # said in the dialogue: no automatic reply, no acknowledgement
 
 
 def test_a_repeated_followup_is_delivered_not_discarded(
