@@ -29,6 +29,7 @@ operators_app = typer.Typer(no_args_is_help=True, help="Named operators of the A
 SHOWN = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 MAX_TEXT = 20_000
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 Operator = Annotated[str | None, typer.Option(help="Your name in the record (default: login).")]
 Reason = Annotated[str, typer.Option(help="Why, for the record.")]
@@ -36,12 +37,15 @@ PublicId = Annotated[str, typer.Argument(metavar="ID", help="The message's publi
 
 
 def _operator(name: str | None) -> str:
-    if name:
-        return name
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry in a container
-        return "cli"
+    """The name the record carries: as the operators file would accept it."""
+    if name is None:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry in a container
+            name = "cli"
+    if not _NAME.fullmatch(name):
+        raise UsageProblem(f"--operator: letters, digits and . _ @ - only, got {name!r}")
+    return name
 
 
 def _gate() -> Mailgate:
@@ -108,7 +112,7 @@ def held_show(public_id: PublicId, operator: Operator = None) -> None:
 def _safe(text: str, keep_lines: bool = False) -> str:
     """Text a terminal shows as text: control, escape and bidi-override characters go."""
     if keep_lines:
-        return "\n".join(_UNSAFE.sub("", line) for line in text.splitlines())
+        return _UNSAFE.sub("", text.replace("\r\n", "\n"))
     return _UNSAFE.sub("", text.replace("\n", " ").replace("\t", " "))
 
 
