@@ -4,12 +4,16 @@ release, reject and discard, or the hold expiry, record and send; each exactly o
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from helpers import (
+    POLICIES,
+    RunningServer,
     add_standard_tickets,
     envelope,
     fixture_bytes,
@@ -157,3 +161,33 @@ def test_expiry_gives_the_rules_decision_once(lite: Mailgate) -> None:
     assert (decision, rule, reply) == ("rejected_unauthorized_sender", "hold_expired", "queued")
     trace = json.loads(trace) if isinstance(trace, str) else trace
     assert trace[-1]["acts_on"] == held.id
+
+
+def test_serve_expires_held_mail(tmp_path: Path) -> None:
+    """``serve`` runs the expiry job: with a hold shorter than a millisecond, a held message
+    gets its rule's decision as soon as the service starts."""
+    policies = tmp_path / "policies"
+    shutil.copytree(POLICIES, policies)
+    path = policies / "wildix-2022-04.toml"
+    path.write_text(path.read_text().replace("hold_days = 7", "hold_days = 0.000000001"))
+    gate = Mailgate.open(make_settings(tmp_path, policy_dir=policies))
+    add_standard_tickets(gate)
+    held = colleague(gate)
+    running = RunningServer(gate)
+    try:
+        deadline = time.monotonic() + 60
+        while not (expired := _acting_on(gate, held)):
+            assert time.monotonic() < deadline, "the expiry job never ran"
+            time.sleep(0.05)  # polling the store for the job's record, not a synchronisation
+    finally:
+        running.stop()
+        gate.engine.dispose()
+    assert expired == [("rejected_unauthorized_sender", "hold_expired")]
+
+
+def _acting_on(gate: Mailgate, held: Decision) -> list[tuple[str, str]]:
+    with gate.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT decision, rule FROM decision WHERE acts_on = :id"), {"id": held.id}
+        ).all()
+    return [(str(a), str(b)) for a, b in rows]
