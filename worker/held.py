@@ -14,6 +14,7 @@ second action raises ``Conflict`` (the API's ``409``) and changes nothing.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -220,7 +221,7 @@ def _envelope(row: DecisionRow) -> Envelope:
     )
 
 
-def _participant_adder(row: DecisionRow) -> Any:
+def _participant_adder(row: DecisionRow) -> Callable[[Session], None]:
     """Adds the sender to the ticket inside the action's transaction (all or nothing)."""
     sender = row.envelope_from.lower()
 
