@@ -42,6 +42,24 @@ from worker.web.mailbox_metrics import MailboxCollector, credential_check
 log = structlog.get_logger("mailgate.serve")
 PROXY_TIMEOUT = 10.0  # seconds a load balancer has to send the PROXY header
 OUTBOX_INTERVAL = 5.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class EarlyStop:
+    """A stop signal noted from the first instant of ``serve``, before the event loop (or the
+    supervisor's forwarding) can handle it: a SIGTERM during start-up then means "stop as
+    soon as started, exit 0" instead of dying by the signal. Forked workers inherit it."""
+
+    requested: int | None = None
+
+    @classmethod
+    def install(cls) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, cls._note)
+
+    @classmethod
+    def _note(cls, signum: int, _frame: Any) -> None:
+        cls.requested = signum
 
 
 class Server:
@@ -269,8 +287,10 @@ class Server:
             os.close(ready_fd)
         loop = asyncio.get_running_loop()
         if install_signals:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 loop.add_signal_handler(signum, self.stopping.set)
+            if EarlyStop.requested is not None:  # arrived while starting
+                self.stopping.set()
         if ready_fd is None:
             announce(self.gate, listening, workers=1)
         outbox = asyncio.create_task(self.outbox_loop() if self.dispatch else self.stopping.wait())
@@ -371,6 +391,7 @@ def configured_listeners(settings: Settings, *, http: bool = True) -> list[str]:
 
 def serve(gate: Mailgate, workers: int = 1) -> int:
     """Run the service; with ``workers`` > 1, that many processes share the ports."""
+    EarlyStop.install()
     refuse_unworkable(gate)
     load_language_models(gate)
     fix_mmap_threshold()  # before forking: the workers inherit it
@@ -422,7 +443,7 @@ def _run_workers(gate: Mailgate, count: int, ingest: socket.socket | None = None
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    if len(ready) < count:
+    if len(ready) < count or EarlyStop.requested is not None:
         forward(signal.SIGTERM, None)
     else:
         announce(gate, configured_listeners(gate.settings), workers=count)
