@@ -29,7 +29,7 @@ def test_batch_with_a_repeated_message_decides_it_once(gate: Mailgate) -> None:
     assert decisions[1].duplicate_of == decisions[0].id
     assert decisions[1].original_decision == "rejected_new_ticket", "the race's loser knows it"
     assert decisions[0].original_decision is None
-    assert decisions[2].reply["reason"] == "rate_limited", "one reply per sender and window"
+    assert decisions[2].reply.reason == "rate_limited", "one reply per sender and window"
     assert [d.seq for d in decisions] == [1, 2, 3]
     with Session(gate.engine) as session:
         head = session.get(ChainHead, 1)
@@ -53,7 +53,7 @@ def test_a_redelivery_in_a_later_batch_rolls_back_nothing_of_its_neighbours(
     ]
     decisions = gate.recorder.record_many(pendings)
     assert [d.decision for d in decisions] == ["rejected_new_ticket", "duplicate"]
-    assert decisions[0].reply["status"] == "queued", "not rate-limited by its own first try"
+    assert decisions[0].reply.status == "queued", "not rate-limited by its own first try"
     assert decisions[1].duplicate_of == first[0].id
     assert [d.seq for d in decisions] == [2, 3]
     with Session(gate.engine) as session:

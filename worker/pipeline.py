@@ -21,12 +21,14 @@ from sqlmodel import Session
 
 from worker.clock import utcnow
 from worker.decision import (
+    Channel,
     Decision,
     DecisionName,
     OutboxItem,
     OutboxKind,
     Pending,
     ReplyPlan,
+    ReplyReason,
     ReplyStatus,
 )
 from worker.errors import TransientError
@@ -182,7 +184,7 @@ class Mailgate:
         ctx, decision = message.ctx, message.result.decision
         if reject_in_dialogue and decision.is_rejection:
             # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.
-            return ReplyPlan(ReplyStatus.SMTP_REJECTED, "reject_mode_smtp")
+            return ReplyPlan(ReplyStatus.SMTP_REJECTED, ReplyReason.REJECT_MODE_SMTP)
         plan = plan_reply(
             decision,
             ctx.mail,
@@ -197,7 +199,7 @@ class Mailgate:
             return plan
         if spam_verdict(ctx.mail, ctx.policy):
             # The desk's filter called it spam: its sender is likely forged (backscatter).
-            return ReplyPlan(ReplyStatus.SUPPRESSED, "spam")
+            return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.SPAM)
         # The claim in record() decides; only a dry run needs to know beforehand.
         if session is None:
             return plan
@@ -205,7 +207,7 @@ class Mailgate:
         if not reply_slot_free(
             session, plan.recipient.lower(), plan.reason or "", utcnow(), window
         ):
-            return ReplyPlan(ReplyStatus.SUPPRESSED, "rate_limited")
+            return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.RATE_LIMITED)
         return plan
 
     def _pending(self, message: Classified, plan: ReplyPlan) -> Pending:
@@ -217,7 +219,7 @@ class Mailgate:
             policy=ctx.policy.id if ctx.policy else None,
             policy_sha256=ctx.policy.sha256 if ctx.policy else None,
             ticket=ctx.reference.ticket if ctx.reference else None,
-            reply={"status": str(plan.status), "reason": plan.reason},
+            reply=plan,
             message_id=ctx.mail.message_id,
             raw_sha256=ctx.mail.raw_sha256,
             envelope_from=ctx.envelope.mail_from,
@@ -229,13 +231,16 @@ class Mailgate:
             original_decision=message.earlier[1] if message.earlier else None,
         )
         outbox = self._reply(ctx, decision, plan)
-        if result.decision == DecisionName.ACCEPTED_FOLLOWUP and ctx.envelope.channel != "replay":
+        if (
+            result.decision == DecisionName.ACCEPTED_FOLLOWUP
+            and ctx.envelope.channel != Channel.REPLAY
+        ):
             # An archive replay records history; the ticket system already has it.
             outbox += self._forwards(decision, ctx.mail, ctx.support_domains)
         # Only the first decision of a message holds its dedup key.
         dedup_key = None if message.earlier else ctx.mail.dedup_key
         window, max_delivery = reply_windows(ctx.policy)
-        return Pending(decision, dedup_key, message.raw, plan, outbox, window, max_delivery)
+        return Pending(decision, dedup_key, message.raw, outbox, window, max_delivery)
 
     def _reply(self, ctx: RuleContext, decision: Decision, plan: ReplyPlan) -> list[OutboxItem]:
         if plan.status != ReplyStatus.QUEUED or ctx.policy is None or not plan.recipient:

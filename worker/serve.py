@@ -24,6 +24,7 @@ import structlog
 
 from worker.allocator import fix_mmap_threshold
 from worker.clock import utcnow
+from worker.decision import Channel
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
 from worker.ingress.handoff import HandoffHandler, listening_socket
@@ -99,7 +100,7 @@ class Server:
         settings = self.gate.settings
         listening = []
         tls = settings.tls_context()
-        for channel, protocol in (("smtp", GateSMTP), ("lmtp", GateLMTP)):
+        for channel, protocol in ((Channel.SMTP, GateSMTP), (Channel.LMTP, GateLMTP)):
             address = settings.listen_address(channel)
             if address is None:
                 continue
@@ -378,7 +379,7 @@ def configured_listeners(settings: Settings, *, http: bool = True) -> list[str]:
     """The listeners as configured (port 0 stays 0), for the start-up line of ``--workers``."""
     listening = [
         f"{channel}://{host}:{port}"
-        for channel in ("smtp", "lmtp")
+        for channel in (Channel.SMTP, Channel.LMTP)
         if (address := settings.listen_address(channel))
         for host, port in [address]
     ]

@@ -231,7 +231,7 @@ def test_decided_but_not_moved_is_moved_once_without_second_reply(
     from helpers import envelope
 
     first = gate.ingest(raw, envelope("alice@customer.example", channel="imap"))
-    assert first.reply["status"] == "queued"
+    assert first.reply.status == "queued"
     drain = Drain(gate, dovecot)
     try:
         drain.wait_decided(1)

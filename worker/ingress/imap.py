@@ -36,7 +36,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from worker.clock import aware, utcnow
-from worker.decision import Decision, DecisionName, is_rejection
+from worker.decision import Channel, Decision, DecisionName, is_rejection
 from worker.errors import TransientError
 from worker.mail import Envelope, InboundMail
 from worker.oauth import (
@@ -312,7 +312,7 @@ class MailboxWorker(threading.Thread):
             )
 
     def envelope(self, raw: bytes, received: datetime) -> Envelope:
-        return Envelope.from_headers(InboundMail.from_bytes(raw), "imap", received)
+        return Envelope.from_headers(InboundMail.from_bytes(raw), Channel.IMAP, received)
 
     def folder_for(self, decision: Decision) -> str:
         # A duplicate goes where its original went; the recorder says where without a query.

@@ -25,7 +25,7 @@ from pathlib import Path
 import structlog
 
 from worker.clock import utcnow
-from worker.decision import Decision, DecisionName, is_rejection
+from worker.decision import Channel, Decision, DecisionName, is_rejection
 from worker.errors import ConfigError
 from worker.ingress import answers
 from worker.ingress import milter_protocol as mp
@@ -129,7 +129,7 @@ class MilterHandler:
         envelope = Envelope(
             mail_from=normalize_address(message.mail_from),
             rcpt_tos=recipients,
-            channel="milter",
+            channel=Channel.MILTER,
             received_at=utcnow(),
         )
         try:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from worker.clock import utcnow
+from worker.decision import Channel
 from worker.errors import UsageProblem
 from worker.files import read_bytes
 from worker.mail import Envelope, InboundMail, envelope_sender, normalize_address
@@ -66,9 +67,12 @@ class PipeDelivery:
         when = received_at or utcnow()
         rcpts = tuple(a for a in (normalize_address(r) for r in self.recipients) if a)
         if self.sender is None:
-            return Envelope.from_headers(InboundMail.from_bytes(raw), "pipe", when, rcpts)
+            return Envelope.from_headers(InboundMail.from_bytes(raw), Channel.PIPE, when, rcpts)
         return Envelope(
-            mail_from=envelope_sender(self.sender), rcpt_tos=rcpts, channel="pipe", received_at=when
+            mail_from=envelope_sender(self.sender),
+            rcpt_tos=rcpts,
+            channel=Channel.PIPE,
+            received_at=when,
         )
 
 
@@ -111,8 +115,8 @@ def output(decision: Decision, as_json: bool) -> str:
 def summary(decision: Decision) -> str:
     """One human line: decision, rule, policy, ticket and what became of the reply."""
     reply = decision.reply
-    reason = f": {reply['reason']}" if reply["reason"] else ""
+    reason = f": {reply.reason}" if reply.reason else ""
     return (
         f"{decision.decision} (rule {decision.rule}, policy {decision.policy}, "
-        f"ticket {decision.ticket or '-'}; reply {reply['status']}{reason})"
+        f"ticket {decision.ticket or '-'}; reply {reply.status}{reason})"
     )

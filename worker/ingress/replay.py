@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from worker import archive as archives
 from worker.clock import utcnow
+from worker.decision import Channel
 from worker.errors import InputError, NoInputError
 from worker.mail import Envelope, InboundMail
 
@@ -75,7 +76,7 @@ def _batches(
         when = archives.received_at(mail)
         if when is None:
             summary.undated += 1
-        batch.append((raw, Envelope.from_headers(mail, "replay", when or utcnow())))
+        batch.append((raw, Envelope.from_headers(mail, Channel.REPLAY, when or utcnow())))
         advance()
         if len(batch) >= BATCH:
             yield batch

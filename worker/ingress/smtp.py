@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from worker.clock import utcnow
+from worker.decision import Channel, ReplyStatus
 from worker.ingress import answers
 from worker.ingress.in_flight import InFlight
 from worker.mail import Envelope, domain_of, normalize_address
@@ -33,7 +34,7 @@ class GateHandler:
         self,
         gate: Mailgate,
         executor: Executor,
-        channel: str,
+        channel: Channel,
         on_outbox: Callable[[], None] | None = None,
     ) -> None:
         self.gate = gate
@@ -65,7 +66,7 @@ class GateHandler:
         return answers.OK_RECIPIENT
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        count = len(envelope.rcpt_tos) if self.channel == "lmtp" else 1
+        count = len(envelope.rcpt_tos) if self.channel == Channel.LMTP else 1
         raw = envelope.original_content or envelope.content or b""
         if isinstance(raw, str):  # only if decode_data were ever turned on
             raw = raw.encode("utf-8", "surrogateescape")
@@ -87,7 +88,7 @@ class GateHandler:
             return _repeat(answers.TEMPFAIL, count)
         if decision.outbox_ids and self.gate.needs_dispatch and self.on_outbox is not None:
             self.on_outbox()
-        if decision.reply["status"] == "smtp_rejected":
+        if decision.reply.status == ReplyStatus.SMTP_REJECTED:
             policy = self.gate.policies.by_id(decision.policy or "")
             text = policy.smtp_reject_text(decision.decision) if policy else None
             return _repeat(answers.rejected_in_dialogue(text), count)
