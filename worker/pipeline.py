@@ -39,6 +39,7 @@ from worker.outbox import spool_pending
 from worker.policy.chain import ChainResult, describe, run_chain
 from worker.policy.context import RuleContext
 from worker.policy.document import Policy, PolicySet, reply_windows
+from worker.policy.earlier import deferred, look_up
 from worker.policy.reference import resolve
 from worker.private import tighten
 from worker.recorder import Recorder
@@ -48,6 +49,7 @@ from worker.spam import spam_verdict
 from worker.store.db import TRANSIENT_DB_ERRORS, make_engine, migrate
 from worker.store.repository import StoreDirectory, reply_slot_free
 from worker.store.ticket_cache import CachedDirectory, TicketCache
+from worker.store.tickets_view import Directory, TicketSource
 from worker.tokens import ReplyTokens
 
 log = structlog.get_logger("mailgate.decision")
@@ -55,13 +57,11 @@ log = structlog.get_logger("mailgate.decision")
 
 @dataclass(frozen=True)
 class Classified:
-    """A message after the chain: its resolved context, the chain's result, and for a
-    duplicate the (id, decision) it repeats."""
+    """A message after the chain: its resolved context and the chain's result."""
 
     raw: bytes | bytearray
     ctx: RuleContext
     result: ChainResult
-    earlier: tuple[int, str] | None
 
 
 class Mailgate:
@@ -123,15 +123,15 @@ class Mailgate:
     ) -> Pending:
         """Run the policy in force over the message; reads the store, writes nothing.
 
-        Three steps: classify (resolve the ticket, run the chain), plan the reply (reject
-        mode, rate-limit pre-read), build the decision and what goes to the outbox.
-        ``recording``: the decision is about to be recorded, so the two reads the write
-        transaction makes anyway are skipped and tickets come from the cache (see
-        ``CachedDirectory``); ``explain`` keeps the reads, so that a dry run still says
-        "duplicate" and "rate_limited".
+        Three steps: classify (resolve the ticket and "already decided?", run the chain),
+        plan the reply (reject mode, rate-limit pre-read), build the decision and what goes
+        to the outbox. ``recording``: the decision is about to be recorded, so the two reads
+        the write transaction makes anyway are deferred to it and tickets come from the
+        cache (see ``CachedDirectory``); ``explain`` keeps the reads, so that a dry run
+        still says "duplicate" and "rate_limited".
         """
         if recording:
-            message = self._classify(raw, envelope, CachedDirectory(self.tickets))
+            message = self._classify(raw, envelope, CachedDirectory(self.tickets), None)
             plan = self._plan_reply(message, None, reject_in_dialogue)
             return self._pending(message, plan)
         if session is None:
@@ -140,7 +140,8 @@ class Mailgate:
                     return self.decide(raw, envelope, own, reject_in_dialogue=reject_in_dialogue)
             except TRANSIENT_DB_ERRORS as exc:
                 raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
-        message = self._classify(raw, envelope, StoreDirectory(session))
+        directory = StoreDirectory(session)
+        message = self._classify(raw, envelope, directory, directory)
         plan = self._plan_reply(message, session, reject_in_dialogue)
         return self._pending(message, plan)
 
@@ -148,30 +149,29 @@ class Mailgate:
         self,
         raw: bytes | bytearray,
         envelope: Envelope,
-        directory: StoreDirectory | CachedDirectory,
+        tickets: TicketSource,
+        decision_log: Directory | None,
     ) -> Classified:
-        """Parse, pick the policy in force, resolve the ticket once, run the chain."""
+        """Parse, pick the policy in force, resolve the ticket and whether the message was
+        decided before (without ``decision_log``: deferred to commit), run the chain."""
         mail = InboundMail.from_bytes(raw)
         policy = self.policies.in_force(envelope.received_at)
         domains = self.support_domains(policy)
         recipients = list(envelope.rcpt_tos) or self.default_recipients(mail, policy)
         envelope = replace(envelope, rcpt_tos=tuple(recipients))
-        found = resolve(mail, envelope, policy, directory, self.tokens, domains)
+        found = resolve(mail, envelope, policy, tickets, self.tokens, domains)
+        key = mail.dedup_key
         ctx = RuleContext(
             mail=mail,
             envelope=envelope,
             policy=policy,
-            directory=directory,
+            earlier=deferred(key) if decision_log is None else look_up(key, decision_log),
             support_domains=domains,
             max_message_bytes=self.settings.max_message_bytes,
             reference=found.reference,
             ticket=found.ticket,
         )
-        result = run_chain(ctx, found.step)
-        earlier = None
-        if result.decision == DecisionName.DUPLICATE:
-            earlier = directory.decided_as(mail.dedup_key)
-        return Classified(raw, ctx, result, earlier)
+        return Classified(raw, ctx, run_chain(ctx, found.step))
 
     def _plan_reply(
         self,
@@ -227,8 +227,8 @@ class Mailgate:
             received_at=ctx.envelope.received_at,
             channel=ctx.envelope.channel,
             trace=result.trace,
-            duplicate_of=message.earlier[0] if message.earlier else None,
-            original_decision=message.earlier[1] if message.earlier else None,
+            duplicate_of=ctx.earlier.decision_id,
+            original_decision=ctx.earlier.decision,
         )
         outbox = self._reply(ctx, decision, plan)
         if (
@@ -238,7 +238,7 @@ class Mailgate:
             # An archive replay records history; the ticket system already has it.
             outbox += self._forwards(decision, ctx.mail, ctx.support_domains)
         # Only the first decision of a message holds its dedup key.
-        dedup_key = None if message.earlier else ctx.mail.dedup_key
+        dedup_key = None if ctx.earlier.found else ctx.mail.dedup_key
         window, max_delivery = reply_windows(ctx.policy)
         return Pending(decision, dedup_key, message.raw, outbox, window, max_delivery)
 

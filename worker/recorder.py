@@ -40,6 +40,7 @@ from worker.decision import (
     RuleName,
 )
 from worker.errors import TransientError
+from worker.policy.earlier import at_commit
 from worker.public_id import new_public_id
 from worker.store.db import transaction, writer_turn
 from worker.store.repository import StoreDirectory, claim_reply_slot, lock_chain_head, store_raw
@@ -246,7 +247,8 @@ _MOVE_HEAD = update(HEAD).where(HEAD.c.id == 1)
 
 
 def as_duplicate(pending: Pending, original_id: int, original_decision: str) -> Pending:
-    """The same delivery, recorded as a duplicate of ``original_id``: no key, no reply."""
+    """The same delivery, recorded as a duplicate of ``original_id``: no key, no reply, and
+    the chain's outcome replaced by the ``duplicate`` hit (not a second step appended)."""
     decision = replace(
         pending.decision,
         decision=str(DecisionName.DUPLICATE),
@@ -254,15 +256,8 @@ def as_duplicate(pending: Pending, original_id: int, original_decision: str) -> 
         reply=ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.DUPLICATE),
         duplicate_of=original_id,
         original_decision=original_decision,
-        trace=[
-            *pending.decision.trace,
-            {
-                "rule": str(RuleName.DUPLICATE),
-                "hit": True,
-                # Found by the unique key at commit: a redelivery or a concurrent one.
-                "reason": f"already decided as decision #{original_id}",
-            },
-        ],
+        # Found by the unique key at commit: a redelivery or a concurrent one.
+        trace=at_commit(pending.decision.trace, original_id),
     )
     return replace(
         pending,
