@@ -21,7 +21,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigError
-from worker.launcher import DEFAULT_DATA_DIR, socket_path
+from worker.ingest_socket import DEFAULT_DATA_DIR, socket_path
 
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 MIN_REPLY_SECRET = 32
@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     smtp_listen: str | None = "127.0.0.1:2525"
     lmtp_listen: str | None = None
     milter_listen: str | None = None
-    # Where `serve` takes messages from `mailgate ingest` (worker.launcher): unset means
-    # <data dir>/ingest.sock, "off" disables; the launcher reads it by the same rule.
+    # Where `serve` takes messages from `mailgate ingest` (worker.ingest_socket): unset
+    # means <data dir>/ingest.sock, "off" disables; the launcher reads it by the same rule.
     ingest_socket: str | None = None
     http_listen: str | None = "127.0.0.1:8025"
     support_domains: list[str] | None = None

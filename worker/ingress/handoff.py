@@ -1,7 +1,8 @@
 """The ingest socket: ``serve`` decides the messages ``mailgate ingest`` hands over.
 
 A pipe process that finds ``serve`` on ``MAILGATE_INGEST_SOCKET`` (``worker.launcher``)
-sends its arguments and the message bytes instead of importing the store itself. Here
+sends its arguments and the message bytes instead of importing the store itself; the
+exchange is ``worker.ingest_socket``'s. Here
 each one is decided exactly as ``ingest`` would decide it (``pipe.deliver``, channel
 ``pipe``, in the executor) and answered only after the commit, with the output, stderr line
 and exit code ``ingest`` would have printed; any failure is the same exit 75 as in-process.
@@ -26,17 +27,17 @@ from typing import Any
 import structlog
 
 from worker import exits
+from worker import ingest_socket as wire
 from worker.errors import ConfigError, MailgateError
 from worker.ingress import pipe
 from worker.ingress.in_flight import InFlight
-from worker.launcher import MAX_SOCKET_PATH, PROTOCOL
 from worker.metrics import TEMPFAILS
 from worker.pipeline import Mailgate
 
 log = structlog.get_logger("mailgate.handoff")
-READ_SECONDS = 60.0  # the client has the whole message before it connects
-MAX_PATH = MAX_SOCKET_PATH
-SETTING = "MAILGATE_INGEST_SOCKET"
+MAX_PATH = wire.MAX_SOCKET_PATH
+SETTING = wire.SETTING
+READ_SECONDS = wire.READ_SECONDS
 
 
 @contextlib.contextmanager
@@ -115,7 +116,7 @@ class HandoffHandler:
                 answer = _failed(exc)
             if answer is not None:
                 with contextlib.suppress(OSError):
-                    writer.write(json.dumps(answer).encode() + b"\n")
+                    writer.write(wire.line(answer))
                     await writer.drain()
             writer.close()
             with contextlib.suppress(OSError):
@@ -124,14 +125,15 @@ class HandoffHandler:
     async def _answer(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> dict[str, Any] | None:
+        # Not JSON at all: ValueError, answered with nothing; JSON of another kind: fallback.
         call = json.loads(await asyncio.wait_for(reader.readline(), READ_SECONDS) or b"null")
-        if not isinstance(call, dict) or call.get("v") != PROTOCOL:
+        if not isinstance(call, dict) or call.get("v") != wire.PROTOCOL:
             return {"fallback": "protocol"}
         try:
             delivery = _delivery(call)
         except Exception as exc:
             return _failed(exc)
-        writer.write(json.dumps({"read": delivery.source}).encode() + b"\n")
+        writer.write(wire.line({"read": delivery.source}))
         await writer.drain()
         length = int(await asyncio.wait_for(reader.readline(), READ_SECONDS))
         raw = await asyncio.wait_for(reader.readexactly(length), READ_SECONDS)
