@@ -235,6 +235,7 @@ def tickets_token(ticket_id: Annotated[str, typer.Argument(metavar="ID")]) -> No
     from worker.console import out
     from worker.matching import normalize_ticket_id
     from worker.policy.document import PolicySet
+    from worker.runtime import reply_secret
     from worker.tokens import ReplyTokens
 
     cfg = settings()
@@ -242,7 +243,7 @@ def tickets_token(ticket_id: Annotated[str, typer.Argument(metavar="ID")]) -> No
     if policy is None:
         raise ConfigError("no policy in force now")
     domain = (cfg.support_domains or policy.document.support_domains)[0]
-    tokens = ReplyTokens(cfg.resolved_reply_secret())
+    tokens = ReplyTokens(reply_secret(cfg))
     ticket = normalize_ticket_id(ticket_id)
     out.print(
         f"Reply-To: {tokens.reply_address(ticket, policy.document.support_local_part, domain)}"

@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, replace
 
 import structlog
-from sqlalchemy import Engine
 from sqlmodel import Session
 
 from worker.clock import utcnow
@@ -38,15 +37,15 @@ from worker.metrics import DECISION_SECONDS
 from worker.outbox import spool_pending
 from worker.policy.chain import ChainResult, describe, run_chain
 from worker.policy.context import RuleContext
-from worker.policy.document import Policy, PolicySet, reply_windows
+from worker.policy.document import Policy, reply_windows
 from worker.policy.earlier import deferred, look_up
 from worker.policy.reference import resolve
-from worker.private import tighten
 from worker.recorder import Recorder
 from worker.replies import build_reply, plan_reply
+from worker.runtime import Runtime
 from worker.settings import Settings
 from worker.spam import spam_verdict
-from worker.store.db import TRANSIENT_DB_ERRORS, make_engine, migrate
+from worker.store.db import TRANSIENT_DB_ERRORS
 from worker.store.repository import StoreDirectory, reply_slot_free
 from worker.store.ticket_cache import CachedDirectory, TicketCache
 from worker.store.tickets_view import Directory, TicketSource
@@ -65,31 +64,23 @@ class Classified:
 
 
 class Mailgate:
-    """One configured instance: settings, policies, database, token keys."""
+    """The gate over one runtime (``worker.runtime``): decides and records, opens nothing."""
 
-    def __init__(
-        self, settings: Settings, policies: PolicySet, engine: Engine, tokens: ReplyTokens
-    ) -> None:
-        self.settings = settings
-        self.policies = policies
-        self.engine = engine
-        self.tokens = tokens
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.policies = runtime.policies
+        self.engine = runtime.engine
+        self.tokens = ReplyTokens(runtime.secret)
         # Reads take no write lock on SQLite (plain BEGIN), writes use BEGIN IMMEDIATE.
-        self.read_engine = engine.execution_options(mailgate_read=True)
-        self.recorder = Recorder(engine)
-        self.tickets = TicketCache(engine)
+        self.read_engine = self.engine.execution_options(mailgate_read=True)
+        self.recorder = Recorder(self.engine)
+        self.tickets = TicketCache(self.engine)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Mailgate:
-        policies = PolicySet.load(settings.policy_dir)
-        tighten(settings.data_dir)  # before anything in it is opened
-        engine = make_engine(settings.effective_database_url, settings.db_busy_timeout)
-        if migrate_schema:
-            try:
-                migrate(engine)
-            except TRANSIENT_DB_ERRORS as exc:
-                raise TransientError(f"database unavailable: {exc.orig}") from exc
-        return cls(settings, policies, engine, ReplyTokens(settings.resolved_reply_secret()))
+        """The gate over a runtime opened from ``settings`` (data dir, database, secret)."""
+        return cls(Runtime.open(settings, migrate_schema=migrate_schema))
 
     def support_domains(self, policy: Policy | None) -> list[str]:
         if self.settings.support_domains:

@@ -27,6 +27,7 @@ from worker.clock import utcnow
 from worker.decision import Channel
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
+from worker.ingress.gateway import Gateway
 from worker.ingress.handoff import HandoffHandler, listening_socket
 from worker.ingress.imap import ImapTarget, MailboxWorker, start_workers
 from worker.ingress.milter import MilterHandler
@@ -81,18 +82,19 @@ class Server:
         self.reuse_port = reuse_port
         self.dispatch = dispatch
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decide")
-        self.handlers: list[GateHandler | MilterHandler | HandoffHandler] = []
         self.servers: list[asyncio.base_events.Server] = []
         self.stopping = asyncio.Event()
         self.imap_workers: list[MailboxWorker] = []
         self.http_runner: Any = None
         self.wake = asyncio.Event()
+        # Every listener hands its messages to this one gateway, which counts them in flight.
+        self.gateway = Gateway(gate, self.executor, on_outbox=self.wake.set)
         # Relay and webhook calls can block for seconds: they get their own thread.
         self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self.dispatcher = Dispatcher(
             gate.engine,
             gate.settings.relay_url,
-            gate.settings.resolved_reply_secret(),
+            gate.runtime.secret,
             relay_credentials=relay_credentials(gate.settings),
         )
 
@@ -104,7 +106,7 @@ class Server:
             address = settings.listen_address(channel)
             if address is None:
                 continue
-            handler = GateHandler(self.gate, self.executor, channel, on_outbox=self.wake.set)
+            handler = GateHandler(self.gateway, channel)
             limits = ConnectionLimits(
                 max_connections=settings.smtp_max_connections,
                 max_per_peer=settings.smtp_max_connections_per_ip,
@@ -138,7 +140,6 @@ class Server:
                 raise ConfigError(
                     f"cannot listen on {address[0]}:{address[1]} ({name}): {exc.strerror or exc}"
                 ) from None
-            self.handlers.append(handler)
             self.servers.append(server)
             port = server.sockets[0].getsockname()[1]
             listening.append(f"{channel}://{address[0]}:{port}")
@@ -150,9 +151,8 @@ class Server:
         """Accept ``mailgate ingest`` hand-offs on the socket serve() bound."""
         if self.ingest is None:
             return
-        handler = HandoffHandler(self.gate, self.executor, on_outbox=self.wake.set)
+        handler = HandoffHandler(self.gateway)
         server = await asyncio.start_unix_server(handler.session, sock=self.ingest)
-        self.handlers.append(handler)
         self.servers.append(server)
 
     async def start_milter(self) -> list[str]:
@@ -161,13 +161,12 @@ class Server:
             return []
         if isinstance(parse_milter_listen(value), Path) and self.reuse_port and not self.dispatch:
             return []  # a unix socket cannot be shared: with --workers, worker 0 serves it
-        handler = MilterHandler(self.gate, self.executor, on_outbox=self.wake.set)
+        handler = MilterHandler(self.gateway)
         try:
             server, url = await start_milter(handler, value, reuse_port=self.reuse_port)
         except ConfigError:
             await self.close()
             raise
-        self.handlers.append(handler)
         self.servers.append(server)
         return [url]
 
@@ -266,8 +265,7 @@ class Server:
             self.http_runner = None
         for server in self.servers:
             server.close()
-        for handler in self.handlers:
-            await handler.in_flight.idle.wait()  # in-flight decisions finish their commit
+        await self.gateway.in_flight.idle.wait()  # in-flight decisions finish their commit
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
@@ -302,7 +300,7 @@ class Server:
         if started is not None:
             started.set_result(listening)
         await self.stopping.wait()
-        log.info("mailgate_stopping", in_flight=sum(h.in_flight.count for h in self.handlers))
+        log.info("mailgate_stopping", in_flight=self.gateway.in_flight.count)
         imap_stop.set()
         await self.close()
         await outbox

@@ -22,6 +22,7 @@ from worker.clock import utcnow
 from worker.decision import Channel
 from worker.errors import UsageProblem
 from worker.files import read_bytes
+from worker.ingress.gateway import Gateway
 from worker.mail import Envelope, InboundMail, envelope_sender, normalize_address
 from worker.settings import Settings
 from worker.startup import open_gate
@@ -82,14 +83,16 @@ def _is_recipient(value: str, exists: Callable[[str], bool]) -> bool:
 
 
 def ingest(settings: Settings, delivery: PipeDelivery) -> Decision:
-    """Decide and commit the message; any failure raises, and the MTA keeps the message."""
+    """Decide and commit the message through the gateway; any failure raises, and the
+    command's exit-code table (``worker.exits.PIPE``) answers it: the MTA keeps the message.
+    The same message piped again is a ``duplicate``."""
     raw = read_bytes(delivery.source)
     return deliver(open_gate(settings), raw, delivery)
 
 
 def deliver(gate: Mailgate, raw: bytes, delivery: PipeDelivery) -> Decision:
-    """One pipe delivery of ``raw``; the same message piped again is a ``duplicate``."""
-    return gate.ingest(raw, delivery.envelope(raw))
+    """One pipe delivery of ``raw`` through the gateway."""
+    return Gateway(gate).decide(raw, delivery.envelope(raw))
 
 
 def explain(settings: Settings, delivery: PipeDelivery, at: datetime | None) -> Decision:

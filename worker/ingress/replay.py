@@ -19,6 +19,7 @@ from worker import archive as archives
 from worker.clock import utcnow
 from worker.decision import Channel
 from worker.errors import InputError, NoInputError
+from worker.ingress.gateway import Gateway
 from worker.mail import Envelope, InboundMail
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def replay(
 ) -> ReplaySummary:
     """Decide every message of ``archive``; ``advance`` is called once per message read."""
     summary = ReplaySummary()
-    decide = _dry_run(gate) if dry_run else gate.ingest_many
+    decide = _dry_run(gate) if dry_run else Gateway(gate).decide_many
     for batch in _batches(archive, summary, advance):
         summary.counts.update(decision.decision for decision in decide(batch))
     return summary
