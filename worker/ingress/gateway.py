@@ -57,6 +57,7 @@ class Gateway:
     ) -> None:
         self.gate = gate
         self.settings = gate.settings
+        self.policies = gate.policies
         self.executor = executor
         self.on_outbox = on_outbox
         self.in_flight = InFlight()

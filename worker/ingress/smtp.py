@@ -65,7 +65,7 @@ class GateHandler:
             mail_from=mail_from, rcpt_tos=rcpts, channel=self.channel, received_at=utcnow()
         )
         outcome = await self.gateway.submit(raw, inbound, reject_in_dialogue=self.in_dialogue)
-        return _repeat(answers.smtp_answer(self.gateway.gate.policies, outcome), count)
+        return _repeat(answers.smtp_answer(self.gateway.policies, outcome), count)
 
     async def handle_PROXY(self, server: Any, session: Any, envelope: Any, proxy_data: Any) -> bool:
         """With MAILGATE_PROXY_PROTOCOL, a valid PROXY header admits the session."""
