@@ -58,7 +58,7 @@ def spooled(gate: Mailgate) -> list[bytes]:
 def test_a_colleague_is_held_with_an_acknowledgement(lite: Mailgate) -> None:
     """April 2022 holds a non-participant's follow-up and says a person will look at it."""
     held = colleague(lite)
-    assert (held.decision, held.rule, held.reply["reason"]) == (
+    assert (held.decision, held.rule, held.reply.reason) == (
         "held",
         "unauthorized_sender",
         "held",
@@ -99,12 +99,12 @@ def test_reject_sends_the_rules_reply_and_discard_sends_none(lite: Mailgate) -> 
     first, second = colleague(lite, "eve@a.example", 1), colleague(lite, "mal@b.example", 2)
     assert first.public_id and second.public_id
     rejected = act(lite, first.public_id, HeldAction.REJECT, "alice", "not theirs")
-    assert (rejected.decision, rejected.reply["status"]) == (
+    assert (rejected.decision, rejected.reply.status) == (
         "rejected_unauthorized_sender",
         "queued",
     )
     discarded = act(lite, second.public_id, HeldAction.DISCARD, "alice")
-    assert (discarded.decision, discarded.reply) == (
+    assert (discarded.decision, discarded.reply.as_dict()) == (
         "rejected_unauthorized_sender",
         {"status": "suppressed", "reason": "discarded"},
     )

@@ -131,7 +131,7 @@ def _act(
     record = act(_gate(ctx), public_id, action, _operator(operator), reason, add)
     out.print(
         f"{public_id}: {action.value}d as {record.decision} (record {record.public_id}, "
-        f"reply {record.reply['status']})",
+        f"reply {record.reply.status})",
         markup=False,
     )
 
