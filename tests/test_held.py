@@ -4,12 +4,16 @@ release, reject and discard, or the hold expiry, record and send; each exactly o
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from helpers import (
+    POLICIES,
+    RunningServer,
     add_standard_tickets,
     envelope,
     fixture_bytes,
@@ -54,7 +58,7 @@ def spooled(gate: Mailgate) -> list[bytes]:
 def test_a_colleague_is_held_with_an_acknowledgement(lite: Mailgate) -> None:
     """April 2022 holds a non-participant's follow-up and says a person will look at it."""
     held = colleague(lite)
-    assert (held.decision, held.rule, held.reply["reason"]) == (
+    assert (held.decision, held.rule, held.reply.reason) == (
         "held",
         "unauthorized_sender",
         "held",
@@ -95,12 +99,12 @@ def test_reject_sends_the_rules_reply_and_discard_sends_none(lite: Mailgate) -> 
     first, second = colleague(lite, "eve@a.example", 1), colleague(lite, "mal@b.example", 2)
     assert first.public_id and second.public_id
     rejected = act(lite, first.public_id, HeldAction.REJECT, "alice", "not theirs")
-    assert (rejected.decision, rejected.reply["status"]) == (
+    assert (rejected.decision, rejected.reply.status) == (
         "rejected_unauthorized_sender",
         "queued",
     )
     discarded = act(lite, second.public_id, HeldAction.DISCARD, "alice")
-    assert (discarded.decision, discarded.reply) == (
+    assert (discarded.decision, discarded.reply.as_dict()) == (
         "rejected_unauthorized_sender",
         {"status": "suppressed", "reason": "discarded"},
     )
@@ -157,3 +161,33 @@ def test_expiry_gives_the_rules_decision_once(lite: Mailgate) -> None:
     assert (decision, rule, reply) == ("rejected_unauthorized_sender", "hold_expired", "queued")
     trace = json.loads(trace) if isinstance(trace, str) else trace
     assert trace[-1]["acts_on"] == held.id
+
+
+def test_serve_expires_held_mail(tmp_path: Path) -> None:
+    """``serve`` runs the expiry job: with a hold shorter than a millisecond, a held message
+    gets its rule's decision as soon as the service starts."""
+    policies = tmp_path / "policies"
+    shutil.copytree(POLICIES, policies)
+    path = policies / "wildix-2022-04.toml"
+    path.write_text(path.read_text().replace("hold_days = 7", "hold_days = 0.000000001"))
+    gate = Mailgate.open(make_settings(tmp_path, policy_dir=policies))
+    add_standard_tickets(gate)
+    held = colleague(gate)
+    running = RunningServer(gate)
+    try:
+        deadline = time.monotonic() + 60
+        while not (expired := _acting_on(gate, held)):
+            assert time.monotonic() < deadline, "the expiry job never ran"
+            time.sleep(0.05)  # polling the store for the job's record, not a synchronisation
+    finally:
+        running.stop()
+        gate.engine.dispose()
+    assert expired == [("rejected_unauthorized_sender", "hold_expired")]
+
+
+def _acting_on(gate: Mailgate, held: Decision) -> list[tuple[str, str]]:
+    with gate.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT decision, rule FROM decision WHERE acts_on = :id"), {"id": held.id}
+        ).all()
+    return [(str(a), str(b)) for a, b in rows]

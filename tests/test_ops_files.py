@@ -67,7 +67,7 @@ def test_promtool_accepts_the_alert_rules() -> None:
         [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 9 rules found" in result.stdout
 
 
 def test_alerts_fire_on_the_series_mailgate_exposes() -> None:
@@ -90,7 +90,7 @@ def test_alerts_watch_only_exposed_metrics(exposed: set[str]) -> None:
     )
     names = set(re.findall(r"- alert: (\w+)", text))
     assert {"MailgateReplyDeadLetter", "MailgateOutboxStuck", "MailgateTempfailRate"} <= names
-    assert "MailgateImapLag" in names
+    assert "MailgateImapLag" in names and "MailgateHeldMailWaiting" in names
     used = set(METRIC.findall(text))
     assert used and used <= exposed, sorted(used - exposed)
 
@@ -99,7 +99,8 @@ def test_dashboard_queries_name_exposed_metrics(exposed: set[str]) -> None:
     dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     queries = queries_of(dashboard)
     titles = [panel["title"] for panel in dashboard["panels"]]
-    for wanted in ("Decisions by kind", "Rejections", "delivery state", "latency", "IMAP lag"):
+    wanted_titles = ("Decisions by kind", "Rejections", "delivery state", "latency", "IMAP lag")
+    for wanted in (*wanted_titles, "Held mail", "Oldest held"):
         assert any(wanted.lower() in title.lower() for title in titles), wanted
     assert any("histogram_quantile(0.95" in q for q in queries)
     used = {m for q in queries for m in METRIC.findall(q)}

@@ -29,6 +29,7 @@ operators_app = typer.Typer(no_args_is_help=True, help="Named operators of the A
 SHOWN = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
 _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 MAX_TEXT = 20_000
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 Operator = Annotated[str | None, typer.Option(help="Your name in the record (default: login).")]
 Reason = Annotated[str, typer.Option(help="Why, for the record.")]
@@ -36,24 +37,28 @@ PublicId = Annotated[str, typer.Argument(metavar="ID", help="The message's publi
 
 
 def _operator(name: str | None) -> str:
-    if name:
-        return name
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry in a container
-        return "cli"
+    """The name the record carries: as the operators file would accept it."""
+    if name is None:
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # no passwd entry in a container
+            name = "cli"
+    if not _NAME.fullmatch(name):
+        raise UsageProblem(f"--operator: letters, digits and . _ @ - only, got {name!r}")
+    return name
 
 
-def _gate() -> Mailgate:
-    from worker.cli import settings
-    from worker.startup import open_gate
+def _gate(ctx: typer.Context) -> Mailgate:
+    """The gate under the settings of this run (``--config`` is the root command's option)."""
+    from worker.startup import open_gate, read_settings
 
-    return open_gate(settings())
+    return open_gate(read_settings(ctx.find_root().params.get("config")))
 
 
 @held_app.command("list")
 @exits()
 def held_list(
+    ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """Held and quarantined messages nobody has acted on yet, oldest first."""
@@ -62,7 +67,7 @@ def held_list(
 
     if fmt not in ("table", "json"):
         raise UsageProblem(f"--format: expected table or json, got {fmt!r}")
-    items = held_queue(_gate())
+    items = held_queue(_gate(ctx))
     if fmt == "json":
         for item in items:
             sys.stdout.write(json.dumps(item.as_dict()) + "\n")
@@ -79,7 +84,7 @@ def held_list(
 
 @held_app.command("show")
 @exits()
-def held_show(public_id: PublicId, operator: Operator = None) -> None:
+def held_show(ctx: typer.Context, public_id: PublicId, operator: Operator = None) -> None:
     """The message's decision, headers and text; the read is recorded."""
     from sqlmodel import Session
 
@@ -88,7 +93,7 @@ def held_show(public_id: PublicId, operator: Operator = None) -> None:
     from worker.mail import InboundMail
     from worker.store.repository import load_raw
 
-    gate = _gate()
+    gate = _gate(ctx)
     with Session(gate.read_engine) as session:
         row = find_message(session, public_id)
         raw = load_raw(session, row.raw_sha256)
@@ -108,18 +113,25 @@ def held_show(public_id: PublicId, operator: Operator = None) -> None:
 def _safe(text: str, keep_lines: bool = False) -> str:
     """Text a terminal shows as text: control, escape and bidi-override characters go."""
     if keep_lines:
-        return "\n".join(_UNSAFE.sub("", line) for line in text.splitlines())
+        return _UNSAFE.sub("", text.replace("\r\n", "\n"))
     return _UNSAFE.sub("", text.replace("\n", " ").replace("\t", " "))
 
 
-def _act(action: HeldAction, public_id: str, operator: str | None, reason: str, add: bool) -> None:
+def _act(
+    ctx: typer.Context,
+    action: HeldAction,
+    public_id: str,
+    operator: str | None,
+    reason: str,
+    add: bool,
+) -> None:
     from worker.console import out
     from worker.held import act
 
-    record = act(_gate(), public_id, action, _operator(operator), reason, add)
+    record = act(_gate(ctx), public_id, action, _operator(operator), reason, add)
     out.print(
         f"{public_id}: {action.value}d as {record.decision} (record {record.public_id}, "
-        f"reply {record.reply['status']})",
+        f"reply {record.reply.status})",
         markup=False,
     )
 
@@ -127,6 +139,7 @@ def _act(action: HeldAction, public_id: str, operator: str | None, reason: str, 
 @held_app.command("release")
 @exits()
 def held_release(
+    ctx: typer.Context,
     public_id: PublicId,
     reason: Reason = "",
     operator: Operator = None,
@@ -137,25 +150,29 @@ def held_release(
     """Deliver the message as an accepted follow-up, through the outbox."""
     from worker.held import HeldAction
 
-    _act(HeldAction.RELEASE, public_id, operator, reason, add_participant)
+    _act(ctx, HeldAction.RELEASE, public_id, operator, reason, add_participant)
 
 
 @held_app.command("reject")
 @exits()
-def held_reject(public_id: PublicId, reason: Reason = "", operator: Operator = None) -> None:
+def held_reject(
+    ctx: typer.Context, public_id: PublicId, reason: Reason = "", operator: Operator = None
+) -> None:
     """Give the message its rule's own decision, and send that rule's reply now."""
     from worker.held import HeldAction
 
-    _act(HeldAction.REJECT, public_id, operator, reason, False)
+    _act(ctx, HeldAction.REJECT, public_id, operator, reason, False)
 
 
 @held_app.command("discard")
 @exits()
-def held_discard(public_id: PublicId, reason: Reason = "", operator: Operator = None) -> None:
+def held_discard(
+    ctx: typer.Context, public_id: PublicId, reason: Reason = "", operator: Operator = None
+) -> None:
     """Give the message its rule's own decision, without any reply."""
     from worker.held import HeldAction
 
-    _act(HeldAction.DISCARD, public_id, operator, reason, False)
+    _act(ctx, HeldAction.DISCARD, public_id, operator, reason, False)
 
 
 @operators_app.command("add")
@@ -183,16 +200,21 @@ def operators_add(
 
 @exits()
 def audit_access(
+    ctx: typer.Context,
     since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """Who read which message's content, and when."""
     from worker.access_log import access_log
-    from worker.cli import _when
+    from worker.clock import parse_when
 
     if fmt not in ("table", "json"):
         raise UsageProblem(f"--format: expected table or json, got {fmt!r}")
-    records = access_log(_gate().read_engine, _when(since, "--since"))
+    try:
+        start = parse_when(since) if since else None
+    except ValueError:
+        raise UsageProblem(f"--since: not an ISO 8601 date or time: {since!r}") from None
+    records = access_log(_gate(ctx).read_engine, start)
     for record in records:
         if fmt == "json":
             sys.stdout.write(json.dumps(record.as_dict()) + "\n")

@@ -14,6 +14,7 @@ second action raises ``Conflict`` (the API's ``409``) and changes nothing.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -24,7 +25,7 @@ from sqlalchemy import exists, func, select
 from sqlmodel import Session, col
 
 from worker.clock import aware, utcnow
-from worker.decision import Decision, DecisionName, RuleName
+from worker.decision import Channel, Decision, DecisionName, ReplyReason, RuleName
 from worker.errors import Conflict, InputError
 from worker.mail import Envelope
 from worker.pipeline import Mailgate
@@ -170,7 +171,7 @@ def act(
         "add_participant": add_participant,
     }
     result = ChainResult(target, RuleName.OPERATOR, [step])
-    silent = "discarded" if action == HeldAction.DISCARD else None
+    silent = ReplyReason.DISCARDED if action == HeldAction.DISCARD else None
     pending = gate.redecide(raw, _envelope(row), result, silent_reason=silent)
     alongside = _participant_adder(row) if add_participant else None
     assert row.id is not None
@@ -215,12 +216,12 @@ def _envelope(row: DecisionRow) -> Envelope:
     return Envelope(
         mail_from=row.envelope_from,
         rcpt_tos=tuple(row.recipients),
-        channel=row.channel,
+        channel=Channel(row.channel),
         received_at=aware(row.received_at),
     )
 
 
-def _participant_adder(row: DecisionRow) -> Any:
+def _participant_adder(row: DecisionRow) -> Callable[[Session], None]:
     """Adds the sender to the ticket inside the action's transaction (all or nothing)."""
     sender = row.envelope_from.lower()
 

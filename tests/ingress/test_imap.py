@@ -89,10 +89,18 @@ def rows(gate: Mailgate) -> list[DecisionRow]:
 def test_drain_mixed_inbox_into_the_right_folders(
     tmp_path: Path, database_url: str, dovecot: Dovecot
 ) -> None:
-    """New-ticket → Rejected, follow-up and bounce → Processed, garbage → Quarantine."""
+    """New-ticket → Rejected, follow-up and bounce → Processed, garbage → Quarantine, a
+    colleague's follow-up (held by the 2022 policy) → Held."""
     gate = imap_gate(tmp_path, database_url, dovecot)
     dovecot.append(fixture_bytes("new_ticket.eml"))
     dovecot.append(fixture_bytes("followup_subject_tag.eml"))
+    colleague = with_headers(
+        fixture_bytes("followup_subject_tag.eml"),
+        From="dora@partner.example",
+        Return_Path="<dora@partner.example>",
+        Message_ID="<colleague@partner.example>",
+    )
+    dovecot.append(colleague)
     dovecot.append(fixture_bytes("dsn.eml"))
     dovecot.append(b"From: x@y.example\r\nMessage-ID: <big@y.example>\r\n\r\n" + b"x" * 3000)
     small = Mailgate.open(
@@ -101,7 +109,7 @@ def test_drain_mixed_inbox_into_the_right_folders(
     add_standard_tickets(small)
     drain = Drain(small, dovecot)
     try:
-        drain.wait_decided(4)
+        drain.wait_decided(5)
     finally:
         drain.close()
     decided = {r.message_id: (r.decision, r.channel) for r in rows(gate)}
@@ -110,15 +118,17 @@ def test_drain_mixed_inbox_into_the_right_folders(
         "<CAF1001-reply-1@mail.partner.example>": ("accepted_followup", "imap"),
         "<dsn-1@mx.customer.example>": ("ignored_auto_generated", "imap"),
         "<big@y.example>": ("quarantined", "imap"),
+        "<colleague@partner.example>": ("held", "imap"),
     }
     assert dovecot.message_ids("INBOX") == []
+    assert dovecot.message_ids("Held") == ["<colleague@partner.example>"]
     assert dovecot.message_ids("Rejected") == ["<20261123091158.4711@mail.customer.example>"]
     assert sorted(dovecot.message_ids("Processed")) == [
         "<CAF1001-reply-1@mail.partner.example>",
         "<dsn-1@mx.customer.example>",
     ]
     assert dovecot.message_ids("Quarantine") == ["<big@y.example>"]
-    assert len(outbox_files(small)) == 1, "one reply: to the new-ticket sender"
+    assert len(outbox_files(small)) == 2, "the new-ticket reply and dora's acknowledgement"
 
 
 def test_message_appended_during_idle_is_decided_within_seconds(
@@ -231,7 +241,7 @@ def test_decided_but_not_moved_is_moved_once_without_second_reply(
     from helpers import envelope
 
     first = gate.ingest(raw, envelope("alice@customer.example", channel="imap"))
-    assert first.reply["status"] == "queued"
+    assert first.reply.status == "queued"
     drain = Drain(gate, dovecot)
     try:
         drain.wait_decided(1)
@@ -258,11 +268,12 @@ def test_sigkill_mid_drain_then_restart(tmp_path: Path, dovecot: Dovecot) -> Non
     )
     gate = Mailgate.open(make_settings(tmp_path))
 
+    logs: list[Path] = []
+
     def serve() -> subprocess.Popen[bytes]:
+        logs.append(tmp_path / f"serve-{len(logs)}.log")  # one per process: whose line is whose
         return subprocess.Popen(
-            [sys.executable, "-m", "worker", "serve"],
-            env=env,
-            stderr=open(tmp_path / "serve.log", "ab"),
+            [sys.executable, "-m", "worker", "serve"], env=env, stderr=open(logs[-1], "ab")
         )
 
     process = serve()
@@ -282,6 +293,12 @@ def test_sigkill_mid_drain_then_restart(tmp_path: Path, dovecot: Dovecot) -> Non
         ):
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
+        # The drain may have ended under an earlier process: stop this one only once it
+        # has started, as systemd would (a signal during the interpreter's own start-up
+        # is not ours to handle).
+        while b"mailgate_started" not in logs[-1].read_bytes():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0

@@ -18,6 +18,7 @@ import pytest
 from helpers import RunningServer, add_standard_tickets, fixture_bytes, make_settings, with_headers
 from sqlalchemy import text
 
+from worker.clock import utcnow
 from worker.errors import ConfigError
 from worker.ingress import milter_protocol as mp
 from worker.pipeline import Mailgate
@@ -122,16 +123,28 @@ def test_answers_per_decision_on_one_connection(
     assert auto == [(mp.DISCARD, b"")]
     new = fixture_bytes("new_ticket.eml")
     [(command, reply)] = client.message("alice@customer.example", ["support@wildix.com"], new)
-    lines = reply.rstrip(b"\0").decode().split("\r\n")
-    assert command == mp.REPLY_CODE and lines[-1].startswith("550 5.7.1 ")
-    assert all(line.startswith("550-5.7.1 ") for line in lines[:-1]) and len(lines) > 2
-    assert lines[0] == "550-5.7.1 Your message was not turned into a support ticket."
+    assert command == mp.REPLY_CODE
+    # The very line SMTP reject mode answers: the policy's text for this rejection.
+    policy = gate.policies.in_force(utcnow())
+    assert policy is not None
+    wording = policy.smtp_reject_text("rejected_new_ticket")
+    assert reply.rstrip(b"\0").decode() == f"550 5.7.1 {wording}"
+    assert "Help Desk tab, Add" in (wording or "")
     again = client.message("alice@customer.example", ["support@wildix.com"], new)
     assert again == [(command, reply)], "a repeat is answered as the original was"
     forged = new.replace(b"From: Alice", b"From: mallory@evil.example\nFrom: Alice")
     forged = with_headers(forged, Message_ID="<forged@customer.example>")
     held = client.message("alice@customer.example", ["support@wildix.com"], forged)
     assert held[0][0] == mp.QUARANTINE and held[1] == (mp.CONTINUE, b"")
+    # A colleague on an open ticket: held by the 2022 policy; mailgate keeps it, the MTA
+    # discards its copy (a release delivers it through the outbox).
+    colleague = with_headers(
+        fixture_bytes("followup_subject_tag.eml"),
+        From="dora@partner.example",
+        Message_ID="<colleague@partner.example>",
+    )
+    kept = client.message("dora@partner.example", ["support@wildix.com"], colleague)
+    assert kept == [(mp.DISCARD, b"")]
     client.close()
     assert decided(gate) == [
         ("accepted_followup", "milter"),
@@ -139,9 +152,10 @@ def test_answers_per_decision_on_one_connection(
         ("rejected_new_ticket", "milter"),
         ("duplicate", "milter"),
         ("quarantined", "milter"),
+        ("held", "milter"),
     ]
     rows = gate.engine.connect().execute(text("SELECT COUNT(*) FROM outbox")).scalar()
-    assert rows == 0  # the rejection was said in the dialogue: no automatic reply
+    assert rows == 0  # said in the dialogue: no automatic reply, no acknowledgement
 
 
 def test_a_repeated_followup_is_delivered_not_discarded(
@@ -200,7 +214,7 @@ def test_unix_socket_listener(tmp_path: Path) -> None:
             "alice@customer.example", ["support@wildix.com"], fixture_bytes("new_ticket.eml")
         )
         client.close()
-        assert replies[0][1].startswith(b"550-5.7.1 ")
+        assert replies[0][1].startswith(b"550 5.7.1 ")
     finally:
         server.stop()
         gate.engine.dispose()

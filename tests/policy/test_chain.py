@@ -17,7 +17,8 @@ from worker.policy.reference import resolve
 
 def chain(ctx: RuleContext) -> ChainResult:
     """The chain after the resolution step, as the pipeline runs it."""
-    found = resolve(ctx.mail, ctx.envelope, ctx.policy, ctx.directory, TOKENS, DOMAINS)
+    tickets = MemoryDirectory((ctx.ticket,) if ctx.ticket else ())  # what the context found
+    found = resolve(ctx.mail, ctx.envelope, ctx.policy, tickets, TOKENS, DOMAINS)
     return run_chain(ctx, found.step)
 
 
@@ -102,6 +103,25 @@ def test_a_switched_off_rule_is_a_miss_that_says_so() -> None:
         "hit": False,
         "reason": "action switched off by policy wildix-2022-04",
     }
+
+
+def test_a_held_rule_decides_held_and_says_what_it_held_back() -> None:
+    """With ``language = "hold"`` the rule's hit decides ``held``; the rule is recorded."""
+    shipped = policy()
+    document = shipped.document.model_copy(update={"actions": {RuleName.LANGUAGE: "hold"}})
+    care = MemoryDirectory(
+        (ticket("2002", kind="customer_care", participants=("carla@customer.example",)),)
+    )
+    ctx = context(
+        fixture_bytes("followup_customer_care_it.eml"),
+        sender="carla@customer.example",
+        directory=care,
+    )
+    result = chain(replace(ctx, policy=replace(shipped, document=document)))
+    assert (result.decision, result.rule) == (DecisionName.HELD, RuleName.LANGUAGE)
+    assert result.trace[-1]["hit"] and result.trace[-1]["reason"].endswith(
+        "rejected_language held for an operator by policy wildix-2022-04"
+    )
 
 
 def test_explain_shows_descriptions_that_stored_traces_do_not_carry(gate: Mailgate) -> None:

@@ -44,7 +44,7 @@ def test_thousand_guessed_ticket_numbers_from_strangers(tmp_path: Path) -> None:
         decisions += gate.ingest_many(messages[start : start + 100])
     # April 2022 holds them for an operator; the stranger gets one acknowledgement.
     assert {(d.decision, d.rule) for d in decisions} == {("held", "unauthorized_sender")}
-    assert sum(d.reply["status"] == "queued" for d in decisions) == 1, "one reply per window"
+    assert sum(d.reply.status == "queued" for d in decisions) == 1, "one reply per window"
 
 
 def test_cross_ticket_and_foreign_domain_tokens(tmp_path: Path) -> None:
