@@ -5,7 +5,7 @@ from __future__ import annotations
 from helpers import fixture_bytes
 from hostile_mail import HTML_BODY, IMG_NAME, SCRIPT_SUBJECT, html_message, svg_only_message
 
-from worker.decision import DecisionName, RuleName
+from worker.decision import DecisionName, OutboxStatus, ReplyReason, RuleName
 from worker.web import labels
 from worker.web.message_view import message_view, sanitise_html
 
@@ -77,6 +77,8 @@ def test_an_html_only_svg_message_and_binary_garbage_do_not_crash() -> None:
 def test_every_decision_and_rule_has_a_label_for_people() -> None:
     assert set(DecisionName) <= set(labels.DECISIONS)
     assert set(RuleName) <= set(labels.RULES)
+    assert set(OutboxStatus) == set(labels.DELIVERY)
+    assert set(ReplyReason) == set(labels.NO_REPLY) | labels.QUEUED_REASONS
     assert labels.reply_label("queued", "rejected_new_ticket", "spooled") == (
         "Reply written to the outbox folder"
     )

@@ -18,14 +18,15 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from worker.clock import aware, utcnow
+from worker.decision import UNDELIVERED, OutboxStatus
 from worker.held import held_summary
 from worker.logs import without_addresses
 from worker.settings import Settings
 from worker.store.models import OutboxRow
 
 State = Literal["ok", "warn", "bad", "off"]
-PENDING = ("queued", "retry", "sending")
-GIVEN_UP = ("dead", "failed")
+PENDING = UNDELIVERED
+GIVEN_UP = (OutboxStatus.DEAD, OutboxStatus.FAILED)
 OUTBOX_SLOW_SECONDS = 15 * 60  # a reply still waiting after this is worth a look
 HELD_LONG_SECONDS = 24 * 3600  # as deploy/prometheus/alerts.yml's MailgateHeldMailWaiting
 SECRET_WARN_DAYS = 30
@@ -80,7 +81,7 @@ def store_cards(engine: Engine, settings: Settings) -> list[HealthCard]:
         held, held_since = held_summary(session)
         refusal = session.scalar(
             select(OutboxRow.last_error)
-            .where(col(OutboxRow.status).in_(("retry", *GIVEN_UP)))
+            .where(col(OutboxRow.status).in_((OutboxStatus.RETRY, *GIVEN_UP)))
             .order_by(col(OutboxRow.id).desc())
             .limit(1)
         )

@@ -2,15 +2,16 @@
 
 The stored names (``rejected_new_ticket``, ``suppressed``/``rate_limited``) stay in the API
 and the logs, where scripts and auditors read them; the console shows these labels, with
-the stored name in a tooltip. Every ``DecisionName`` and ``RuleName`` has a label (a test
-holds the lists together); a name added later and not yet labelled reads as itself.
+the stored name in a tooltip. Every ``DecisionName``, ``RuleName``, ``OutboxStatus`` and
+suppressing ``ReplyReason`` has a label (a test holds the lists together); a name added
+later and not yet labelled reads as itself.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from worker.decision import DecisionName, RuleName
+from worker.decision import DecisionName, OutboxStatus, ReplyReason, RuleName
 
 DECISIONS: dict[str, str] = {
     DecisionName.ACCEPTED_FOLLOWUP: "Follow-up accepted",
@@ -49,30 +50,41 @@ RULES: dict[str, str] = {
     RuleName.HOLD_EXPIRED: "nobody decided in time",
 }
 DELIVERY: dict[str, str] = {
-    "sent": "Reply sent",
-    "spooled": "Reply written to the outbox folder",
-    "queued": "Reply waiting to go out",
-    "sending": "Reply being sent",
-    "retry": "Reply retrying",
-    "failed": "Reply refused by the relay",
-    "dead": "Reply given up",
+    OutboxStatus.SENT: "Reply sent",
+    OutboxStatus.SPOOLED: "Reply written to the outbox folder",
+    OutboxStatus.QUEUED: "Reply waiting to go out",
+    OutboxStatus.SENDING: "Reply being sent",
+    OutboxStatus.RETRY: "Reply retrying",
+    OutboxStatus.FAILED: "Reply refused by the relay",
+    OutboxStatus.DEAD: "Reply given up",
 }
+# Why a decision got no reply ("No reply: …"); the queued reasons need no words of their own.
 NO_REPLY: dict[str, str] = {
-    "auto_generated": "automatic mail",
-    "duplicate": "already answered",
-    "quarantined": "quarantined",
-    "no_reply_for_decision": "none needed",
-    "replay": "replayed",
-    "null_sender": "no return address",
-    "x_auto_response_suppress": "sender asked for none",
-    "no_support_recipient": "not sent to support",
-    "not_addressed_to_support": "support only in copy",
-    "unauthenticated_sender": "sender not authenticated",
-    "spam": "spam",
-    "rate_limited": "one sent recently",
-    "held": "held for review",
-    "discarded": "discarded by an operator",
+    ReplyReason.AUTO_GENERATED: "automatic mail",
+    ReplyReason.DUPLICATE: "already answered",
+    ReplyReason.QUARANTINED: "quarantined",
+    ReplyReason.NO_REPLY_FOR_DECISION: "none needed",
+    ReplyReason.REPLAY: "replayed",
+    ReplyReason.NULL_SENDER: "no return address",
+    ReplyReason.X_AUTO_RESPONSE_SUPPRESS: "sender asked for none",
+    ReplyReason.NO_SUPPORT_RECIPIENT: "not sent to support",
+    ReplyReason.NOT_ADDRESSED_TO_SUPPORT: "support only in copy",
+    ReplyReason.UNAUTHENTICATED_SENDER: "sender not authenticated",
+    ReplyReason.SPAM: "spam",
+    ReplyReason.RATE_LIMITED: "one sent recently",
+    ReplyReason.REJECT_MODE_SMTP: "refused during delivery",
+    ReplyReason.DISCARDED: "discarded by an operator",
+    ReplyReason.HELD: "held for review",
 }
+QUEUED_REASONS = frozenset(
+    {
+        ReplyReason.ACCEPTED_FOLLOWUP,
+        ReplyReason.REJECTED_NEW_TICKET,
+        ReplyReason.REJECTED_CLOSED_TICKET,
+        ReplyReason.REJECTED_LANGUAGE,
+        ReplyReason.REJECTED_NOT_A_FOLLOWUP,
+    }
+)
 
 
 def decision_label(name: str) -> str:
