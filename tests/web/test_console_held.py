@@ -126,6 +126,12 @@ def test_a_viewer_sees_the_queue_but_cannot_act(
         [waiting, VIEWER],
     )
     assert status == 403
+    raw = page.evaluate(
+        """async ([id, token]) => (await fetch(`/api/messages/${id}/raw`,
+            {headers: {Authorization: "Bearer " + token}})).status""",
+        [waiting, VIEWER],
+    )
+    assert raw == 403, "the raw message is for operators"
     assert waiting in [item.public_id for item in held_queue(gate)], "still waiting"
     row.locator("td.sender").click()
     page.wait_for_selector(f'#d-message[data-shown="{waiting}"]', state="attached")
