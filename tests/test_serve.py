@@ -8,6 +8,7 @@ import smtplib
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from helpers import cli_env, fixture_bytes
@@ -25,6 +26,12 @@ def start(tmp_path: Path, **env_overrides: str) -> subprocess.Popen[bytes]:
     )
 
 
+def console_role(base: str, token: str) -> str:
+    request = urllib.request.Request(base + "/api/me", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(json.load(response)["role"])
+
+
 def read_event(process: subprocess.Popen[bytes], event: str) -> dict[str, object]:
     assert process.stderr is not None
     for line in process.stderr:
@@ -38,10 +45,16 @@ def test_start_line_then_sigterm_exits_zero(tmp_path: Path) -> None:
     """One start-up line with listeners and policy; SIGTERM drains and exits 0."""
     process = start(tmp_path)
     try:
+        # The quick start (no API token, SQLite): a console token generated, and said where.
+        console = read_event(process, "console_token")
+        token_file = Path(str(console["token_file"]))
+        assert token_file.parent == (tmp_path / "var").resolve()
+        assert token_file.stat().st_mode & 0o777 == 0o600
         started = read_event(process, "mailgate_started")
         assert started["policy"] == "wildix-2022-04"
         url = started["listening"][0]  # type: ignore[index]
-        assert any(str(u).startswith("http://") for u in started["listening"])  # type: ignore[attr-defined]
+        http = next(str(u) for u in started["listening"] if str(u).startswith("http://"))  # type: ignore[attr-defined]
+        assert console_role(http, token_file.read_text().strip()) == "admin"
         port = int(str(url).rsplit(":", 1)[1])
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
             smtp.sendmail(
