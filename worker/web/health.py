@@ -115,9 +115,7 @@ def _held_card(count: int, oldest: datetime | None) -> HealthCard:
 
 def _relay_card(settings: Settings, refusal: str | None) -> HealthCard:
     if not settings.relay_url:
-        return HealthCard(
-            "relay", "Relay", "off", "no relay: replies kept as files", [str(settings.outbox_dir)]
-        )
+        return HealthCard("relay", "Relay", "off", "none: replies kept as files")
     detail = [f"last refusal: {without_addresses(refusal[:160])}"] if refusal else []
     host = settings.relay_url.split("@")[-1]  # never the password in the URL
     return HealthCard("relay", "Relay", "warn" if refusal else "ok", host, detail)
