@@ -9,6 +9,7 @@ later and not yet labelled reads as itself.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from worker.decision import DecisionName, OutboxStatus, ReplyReason, RuleName
@@ -87,6 +88,11 @@ QUEUED_REASONS = frozenset(
 )
 
 
+ACTIONS = {"release": "released", "reject": "rejected", "discard": "discarded"}
+# worker.held writes "<action> by <operator>[: <reason>] (record #<id>)"; names hold no ": ".
+_GIVEN_REASON = re.compile(r"^\S+ by \S+?(?:: (.*))? \(record #\d+\)$", re.S)
+
+
 def decision_label(name: str) -> str:
     return DECISIONS.get(name, name)
 
@@ -123,10 +129,15 @@ def labels_for_row(
 
 
 def why(rule: str, trace: list[dict[str, Any]]) -> str:
-    """The rule's label; for an operator's record, who did what ("released by ana: …")."""
-    if rule == RuleName.OPERATOR and trace and trace[-1].get("operator"):
-        return str(trace[-1].get("reason") or RULES[rule])
-    return RULES.get(rule, rule)
+    """The rule's label; for an operator's record, who did what ("released by ana: …"),
+    built from the step's fields rather than its sentence."""
+    step = trace[-1] if trace else {}
+    if rule != RuleName.OPERATOR or not step.get("operator"):
+        return RULES.get(rule, rule)
+    action = str(step.get("action") or "")
+    said = f"{ACTIONS.get(action, action)} by {step['operator']}"
+    given = _GIVEN_REASON.match(str(step.get("reason") or ""))
+    return said + (f": {given.group(1)}" if given and given.group(1) else "")
 
 
 def page_labels() -> dict[str, Any]:

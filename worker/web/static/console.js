@@ -315,7 +315,24 @@ async function loadHeld() {
   $("held-empty").hidden = held.length > 0;
   $("held").hidden = held.length === 0;
   // Oldest first, as the API lists them; a long queue shows its head, not a wall of rows.
-  $("held").tBodies[0].replaceChildren(...held.slice(0, HELD_SHOWN).map(heldRow));
+  const shown = held.slice(0, HELD_SHOWN);
+  const body = $("held").tBodies[0];
+  const before = [...body.rows].map((row) => row.dataset.publicId).join(" ");
+  if (before !== shown.map((h) => h.public_id).join(" ")) {
+    // The refresh must not eat a reason being typed: kept by message, focus too.
+    const typed = {};
+    for (const input of body.querySelectorAll("input.reason")) {
+      typed[input.closest("tr").dataset.publicId] = input.value;
+    }
+    const focused = document.activeElement && document.activeElement.matches("input.reason")
+      ? document.activeElement.closest("tr").dataset.publicId : null;
+    body.replaceChildren(...shown.map(heldRow));
+    for (const row of body.rows) {
+      const input = row.querySelector("input.reason");
+      input.value = typed[row.dataset.publicId] || "";
+      if (row.dataset.publicId === focused) input.focus();
+    }
+  }
   $("held-more").textContent = held.length > HELD_SHOWN
     ? "and " + (held.length - HELD_SHOWN) + " more, newer ones" : "";
 }
