@@ -144,9 +144,15 @@ def shoot(browser: Any, running: Running, token: str, out: Path, name: str) -> N
     page.goto(running.url)
     page.screenshot(path=str(out / f"{name}-first-screen.png"))
     page.fill("#token", token)
+    started = time.monotonic()
     page.click("#auth button")
     page.wait_for_selector("#log tbody tr")
     page.wait_for_selector("#chart svg")
+    page.wait_for_selector("#health .card")
+    print(f"{name}: console open (health, chart, held, log) in {time.monotonic() - started:.2f} s")
+    for path in ("/api/health", "/api/timeline?hours=24", "/api/timeline?hours=168",
+                 "/api/held", "/api/decisions?rejected=true&limit=50"):  # fmt: skip
+        print(f"{name}: GET {path} {api_ms(running.url, token, path):.0f} ms (median of 5)")
     page.screenshot(path=str(out / f"{name}-console.png"))
     page.screenshot(path=str(out / f"{name}-console-full.png"), full_page=True)
     page.select_option("#chart-hours", "168")
@@ -162,6 +168,21 @@ def shoot(browser: Any, running: Running, token: str, out: Path, name: str) -> N
     time.sleep(0.5)  # only for the picture: let the sandboxed frame paint
     page.screenshot(path=str(out / f"{name}-hostile-message.png"))
     context.close()
+
+
+def api_ms(base: str, token: str, path: str) -> float:
+    import statistics
+    import urllib.request
+
+    times = []
+    for _ in range(5):
+        request = urllib.request.Request(base.rstrip("/") + path,
+                                         headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        started = time.monotonic()
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+        times.append((time.monotonic() - started) * 1000)
+    return statistics.median(times)
 
 
 def scenario(browser: Any, out: Path, name: str, count: int) -> None:
