@@ -191,3 +191,22 @@ def _acting_on(gate: Mailgate, held: Decision) -> list[tuple[str, str]]:
             text("SELECT decision, rule FROM decision WHERE acts_on = :id"), {"id": held.id}
         ).all()
     return [(str(a), str(b)) for a, b in rows]
+
+
+def test_rejecting_an_unknown_or_a_foreign_reference_reads_the_same(lite: Mailgate) -> None:
+    """Holding is no oracle, and neither is what an operator's reject sends afterwards."""
+    raw = with_headers(
+        fixture_bytes("followup_subject_tag.eml"),
+        From="eve@a.example",
+        Subject="Re: [Ticket#777777] hello",
+        Message_ID="<probe-1@a.example>",
+    )
+    unknown = lite.ingest(raw, envelope("eve@a.example"))
+    foreign = colleague(lite, "mal@b.example", 2)
+    assert {unknown.rule, foreign.rule} == {"unknown_ticket", "unauthorized_sender"}
+    for held in (unknown, foreign):
+        assert held.public_id is not None
+        act(lite, held.public_id, HeldAction.REJECT, "alice")
+    bodies = [body.split(b"\r\n\r\n", 1)[1] for body in spooled(lite)]
+    acks, rejections = bodies[:2], bodies[2:]  # spooled in the order they were committed
+    assert len(set(acks)) == 1 and len(set(rejections)) == 1 and acks[0] != rejections[0]

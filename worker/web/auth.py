@@ -1,7 +1,7 @@
 """Who is asking: the operator behind an API request, and whether their role allows it.
 
 The ``/api`` guard (``worker.web.app``) calls ``authenticate`` for every request and keeps
-the operator in ``request["operator"]``; it asks for ``viewer`` on reads, ``operator`` for
+the operator in ``request[OPERATOR_KEY]``; it asks for ``viewer`` on reads, ``operator`` for
 the held-mail actions and ``admin`` for every other change (``needed_role``). A handler
 that needs more than its route's role (the raw message: ``operator``) calls
 ``require(request, Role.OPERATOR)``, and one that shows a message's content calls
@@ -19,7 +19,7 @@ from aiohttp import web
 
 from worker.operators import Operator, OperatorBook, Role
 
-OPERATOR_KEY = "operator"
+OPERATOR_KEY = web.RequestKey("operator", Operator)
 
 
 def authenticate(book: OperatorBook, request: web.Request) -> Operator | None:
