@@ -360,19 +360,6 @@ def refuse_unworkable(gate: Mailgate) -> None:
         )
 
 
-def announce_console(settings: Settings) -> None:
-    """The quick start's console: its URL, and where the generated token is (never the token)."""
-    from worker.web.console_token import ensure_console_token
-
-    address = settings.listen_address("http")
-    if address is None:
-        return
-    token_file = ensure_console_token(settings)
-    if token_file is not None:
-        url = f"http://{address[0]}:{address[1]}/"
-        log.info("console_token", url=url, token_file=str(token_file.resolve()))
-
-
 def load_language_models(gate: Mailgate) -> None:
     """Load the language models before any listener opens and before workers fork, so no
     client waits for them inside a dialogue and the workers share the pages. The outbox
@@ -412,6 +399,8 @@ def serve(gate: Mailgate, workers: int = 1) -> int:
     """Run the service; with ``workers`` > 1, that many processes share the ports."""
     EarlyStop.install()
     refuse_unworkable(gate)
+    from worker.web.console_token import announce_console  # the quick start's console token
+
     announce_console(gate.settings)
     load_language_models(gate)
     fix_mmap_threshold()  # before forking: the workers inherit it

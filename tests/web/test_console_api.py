@@ -22,9 +22,8 @@ from structlog.testing import capture_logs
 
 from worker.clock import utcnow
 from worker.pipeline import Mailgate
-from worker.serve import announce_console
 from worker.store.models import OutboxRow
-from worker.web.console_token import ensure_console_token, token_hint
+from worker.web.console_token import announce_console, ensure_console_token, token_hint
 
 TOKEN = "console-api-token-0123456789abcdef"
 

@@ -272,9 +272,8 @@ class Web:
             }
 
     async def decision(self, request: web.Request) -> web.Response:
-        reader = request[OPERATOR_KEY].name
         # The console asks without headers: its message view records its own read.
-        reader = None if request.query.get("headers") == "0" else reader
+        reader = None if request.query.get("headers") == "0" else request[OPERATOR_KEY].name
         found = await self.blocking(self._decision, int(request.match_info["id"]), reader)
         if found is None:
             return web.json_response({"error": "no such decision"}, status=404)

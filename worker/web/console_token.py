@@ -13,9 +13,24 @@ import os
 import secrets
 from pathlib import Path
 
+import structlog
+
 from worker.settings import Settings
 
+log = structlog.get_logger("mailgate.serve")
 TOKEN_FILE = "console-token"
+
+
+def announce_console(settings: Settings) -> None:
+    """What ``serve`` calls first: the token when the SPEC says so, the console's URL and
+    where the token is (never the token itself) in one ``console_token`` line."""
+    address = settings.listen_address("http")
+    if address is None:
+        return
+    token_file = ensure_console_token(settings)
+    if token_file is not None:
+        url = f"http://{address[0]}:{address[1]}/"
+        log.info("console_token", url=url, token_file=str(token_file.resolve()))
 
 
 def token_path(settings: Settings) -> Path:
