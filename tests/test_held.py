@@ -145,14 +145,15 @@ def test_quarantined_mail_can_be_released(lite: Mailgate) -> None:
     assert record.decision == "accepted_followup" and held_queue(lite) == []
 
 
-def test_expiry_gives_the_rules_decision_once(lite: Mailgate) -> None:
-    """After hold_days the rule's own decision and reply; a second run finds nothing."""
-    held = colleague(lite)
-    assert expire_held(lite) == 0, "not yet: the policy holds for 7 days"
+def test_expiry_gives_the_rules_decision_once(gate: Mailgate) -> None:
+    """After hold_days the rule's own decision and reply; a second run finds nothing (the
+    queue's query on SQLite and PostgreSQL)."""
+    held = colleague(gate)
+    assert expire_held(gate) == 0, "not yet: the policy holds for 7 days"
     later = utcnow() + timedelta(days=7, minutes=1)
-    assert expire_held(lite, later) == 1
-    assert expire_held(lite, later) == 0
-    with lite.engine.connect() as connection:
+    assert expire_held(gate, later) == 1
+    assert expire_held(gate, later) == 0
+    with gate.engine.connect() as connection:
         rows = connection.execute(
             text("SELECT decision, rule, reply_status, trace FROM decision WHERE acts_on = :id"),
             {"id": held.id},
