@@ -145,14 +145,15 @@ def test_quarantined_mail_can_be_released(lite: Mailgate) -> None:
     assert record.decision == "accepted_followup" and held_queue(lite) == []
 
 
-def test_expiry_gives_the_rules_decision_once(lite: Mailgate) -> None:
-    """After hold_days the rule's own decision and reply; a second run finds nothing."""
-    held = colleague(lite)
-    assert expire_held(lite) == 0, "not yet: the policy holds for 7 days"
+def test_expiry_gives_the_rules_decision_once(gate: Mailgate) -> None:
+    """After hold_days the rule's own decision and reply; a second run finds nothing (the
+    queue's query on SQLite and PostgreSQL)."""
+    held = colleague(gate)
+    assert expire_held(gate) == 0, "not yet: the policy holds for 7 days"
     later = utcnow() + timedelta(days=7, minutes=1)
-    assert expire_held(lite, later) == 1
-    assert expire_held(lite, later) == 0
-    with lite.engine.connect() as connection:
+    assert expire_held(gate, later) == 1
+    assert expire_held(gate, later) == 0
+    with gate.engine.connect() as connection:
         rows = connection.execute(
             text("SELECT decision, rule, reply_status, trace FROM decision WHERE acts_on = :id"),
             {"id": held.id},
@@ -210,3 +211,19 @@ def test_rejecting_an_unknown_or_a_foreign_reference_reads_the_same(lite: Mailga
     bodies = [body.split(b"\r\n\r\n", 1)[1] for body in spooled(lite)]
     acks, rejections = bodies[:2], bodies[2:]  # spooled in the order they were committed
     assert len(set(acks)) == 1 and len(set(rejections)) == 1 and acks[0] != rejections[0]
+
+
+def test_a_held_quarantine_gets_no_acknowledgement(tmp_path: Path) -> None:
+    """Holding a rule that never answers (here ``quarantine``) sends nothing either."""
+    policies = tmp_path / "policies"
+    shutil.copytree(POLICIES, policies)
+    path = policies / "wildix-2022-04.toml"
+    path.write_text(path.read_text().replace("[actions]\n", '[actions]\nquarantine = "hold"\n'))
+    gate = Mailgate.open(make_settings(tmp_path, policy_dir=policies))
+    try:
+        held = gate.ingest(fixture_bytes("binary_garbage.eml"), envelope("x@y.example"))
+        assert (held.decision, held.rule) == ("held", "quarantine")
+        assert held.reply.as_dict() == {"status": "suppressed", "reason": "quarantined"}
+        assert outbox_files(gate) == []
+    finally:
+        gate.engine.dispose()

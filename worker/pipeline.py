@@ -36,13 +36,13 @@ from worker.forwarding import forward_mail, webhook_body
 from worker.mail import Envelope, InboundMail, domain_of
 from worker.metrics import DECISION_SECONDS
 from worker.outbox import spool_pending
-from worker.policy.chain import ChainResult, describe, run_chain
+from worker.policy.chain import ChainResult, decision_of, describe, run_chain
 from worker.policy.context import RuleContext
 from worker.policy.document import Policy, reply_windows
 from worker.policy.earlier import deferred, look_up
 from worker.policy.reference import resolve
 from worker.recorder import Recorder
-from worker.replies import build_reply, plan_reply
+from worker.replies import NO_REPLY_DECISIONS, build_reply, plan_reply
 from worker.runtime import Runtime
 from worker.settings import Settings
 from worker.spam import spam_verdict
@@ -62,6 +62,16 @@ class Classified:
     raw: bytes | bytearray
     ctx: RuleContext
     result: ChainResult
+
+
+def _quiet_hold(rule: str, reject_in_dialogue: bool) -> ReplyReason | None:
+    """Why a held message gets no acknowledgement, if it gets none: in reject-in-dialogue
+    mode none does (an acknowledgement is an auto-reply: backscatter), nor does a hold of a
+    rule that never answers (a suspected bounce, suspicious mail)."""
+    if reject_in_dialogue:
+        return ReplyReason.REJECT_MODE_SMTP
+    held_back = decision_of(rule)
+    return NO_REPLY_DECISIONS.get(held_back) if held_back else None
 
 
 class Mailgate:
@@ -177,9 +187,10 @@ class Mailgate:
         if reject_in_dialogue and decision.is_rejection:
             # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.
             return ReplyPlan(ReplyStatus.SMTP_REJECTED, ReplyReason.REJECT_MODE_SMTP)
-        if reject_in_dialogue and decision == DecisionName.HELD:
-            # No backscatter in this mode: a held message's acknowledgement is an auto-reply.
-            return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.REJECT_MODE_SMTP)
+        if decision == DecisionName.HELD:
+            quiet = _quiet_hold(message.result.rule, reject_in_dialogue)
+            if quiet is not None:
+                return ReplyPlan(ReplyStatus.SUPPRESSED, quiet)
         plan = plan_reply(
             decision,
             ctx.mail,
