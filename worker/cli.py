@@ -328,37 +328,75 @@ def audit_verify(
         Path | None,
         typer.Option("--export", help="Verify an export file offline instead of the database."),
     ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option("--ca", help="The TSA's CA certificate (default MAILGATE_TSA_CA_FILE)."),
+    ] = None,
 ) -> None:
-    """Check the decision chain; exit 1 naming the first broken row."""
-    from worker.audit import verify_database, verify_export
-    from worker.console import out
-    from worker.files import opened_for_reading
+    """Check the chain and its anchors; exit 1 naming the first broken record."""
+    from worker.anchoring import print_verified, verify_command
 
-    if export is not None:
-        with opened_for_reading(export) as handle:
-            result = verify_export(handle)
-        if not result.ok:
-            fail(f"audit chain broken in {export}: {result.problem}", 1)
-        out.print(f"audit export intact: {result.rows} decisions")
-        return
-    result, head = verify_database(open_gate(settings()).read_engine)
+    result, head, where = verify_command(settings, export, ca_file)
     if not result.ok:
-        fail(f"audit chain broken: {result.problem}", 1)
-    out.print(f"audit chain intact: {result.rows} decisions, head {head[:16]}…")
+        fail(f"audit chain broken{where}: {result.problem}", 1)
+    print_verified(result, head, export is not None)
 
 
 @audit_app.command("export")
 @exits()
 def audit_export(file: Annotated[Path, typer.Argument(help="JSON lines to write.")]) -> None:
-    """Write the decision chain for an auditor: one JSON line per decision, then the head."""
-    from worker.audit import export_chain
+    """Write the chain for an auditor: one JSON line per record, then the head."""
+    from worker.chain_store import export_chain
     from worker.console import out
     from worker.files import opened_for_writing
 
     gate = open_gate(settings())
     with opened_for_writing(file) as handle:
         count, head = export_chain(gate.read_engine, handle)
-    out.print(f"exported {count} decisions to {file}; head {head}")
+    out.print(f"exported {count} records to {file}; head {head}")
+
+
+@audit_app.command("anchor")
+@exits()
+def audit_anchor() -> None:
+    """Have MAILGATE_TSA_URL timestamp the chain head now (RFC 3161); stored in the chain."""
+    from worker.anchoring import anchor_now
+    from worker.console import out
+
+    gate = open_gate(settings())
+    event = anchor_now(gate.engine, gate.settings, force=True)
+    assert event is not None  # forced: never skipped
+    body = event.body
+    out.print(f"anchored chain seq {body['seq']} at {body['time']} (record seq {event.seq})")
+
+
+@app.command()
+@exits()
+def erase(
+    address: Annotated[str, typer.Option(help="The person's email address.")],
+    before: Annotated[
+        str | None, typer.Option(help="Only mail received before this time (ISO 8601).")
+    ] = None,
+    operator: Annotated[
+        str | None, typer.Option(help="Who erases (kept in the chain); default: login name.")
+    ] = None,
+) -> None:
+    """Erase a person's mail, texts and replies; the chain and the report counts still hold."""
+    import getpass
+
+    from worker.console import out
+    from worker.erasure import erase as erase_address
+
+    if "@" not in address or len(address.strip()) < 3:
+        raise UsageProblem("--address: expected an email address")
+    gate = open_gate(settings())
+    who = operator or getpass.getuser()
+    done = erase_address(gate.engine, gate.settings, address, _when(before, "--before"), who)
+    out.print(
+        f"erased {len(done.decisions)} decisions ({done.raw_messages} raw messages, "
+        f"{done.replies} replies, {done.files} spooled files, {done.tickets} tickets); "
+        f"erasure record seq {done.record_seq}"
+    )
 
 
 @policy_app.command("check")

@@ -25,7 +25,7 @@ import sqlalchemy.exc
 from sqlalchemy import Engine, insert, update
 from sqlmodel import Session, SQLModel
 
-from worker.audit import row_digest
+from worker.audit import row_digest, seal
 from worker.clock import utcnow
 from worker.decision import (
     Decision,
@@ -152,7 +152,8 @@ class Recorder:
         if not _claim_reply(session, pending, now):
             decision.reply = {"status": str(ReplyStatus.SUPPRESSED), "reason": "rate_limited"}
             outbox = [item for item in outbox if item.kind != OutboxKind.AUTO_REPLY]
-        fields = _decision_fields(decision, pending.dedup_key, position.seq + 1, now)
+        # Sealed: the link covers a salted digest of the personal fields (erasable).
+        fields = seal(_decision_fields(decision, pending.dedup_key, position.seq + 1, now))
         digest = row_digest(position.digest, fields)
         connection = session.connection()
         public_id = new_public_id()

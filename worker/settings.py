@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     forward_to: str | None = None
     forward_url: str | None = None
     retention_days: float | None = Field(default=None, gt=0)
+    # RFC 3161 anchoring of the audit chain head (SPEC "Evidence for auditors").
+    tsa_url: str | None = None
+    tsa_ca_file: Path | None = None
+    anchor_seconds: float = Field(default=3600, gt=0)
     # How long a SQLite writer waits for the lock before the message is answered 451.
     db_busy_timeout: float = Field(default=15, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
