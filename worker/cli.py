@@ -399,6 +399,36 @@ def erase(
     )
 
 
+@app.command()
+@exits()
+def whatif(
+    policy: Annotated[Path, typer.Option(help="The policy file to decide under.")],
+    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text, json or html")] = "text",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here.")] = None,
+) -> None:
+    """Decide the stored messages again under another policy; writes nothing to the store."""
+    import sys
+
+    from worker.console import out
+    from worker.files import read_bytes, write_text
+    from worker.whatif import render_html, render_json, render_text
+    from worker.whatif import whatif as decide_again
+
+    renderers = {"text": render_text, "json": render_json, "html": render_html}
+    if fmt not in renderers:
+        raise UsageProblem(f"--format: expected one of {', '.join(renderers)}, got {fmt!r}")
+    read_bytes(policy)  # a missing file is no input (66)
+    start, end = _when(since, "--since"), _when(until, "--until")
+    text = renderers[fmt](decide_again(open_gate(settings()), policy, start, end))
+    if output is None:
+        sys.stdout.write(text)
+        return
+    write_text(output, text)
+    out.print(f"whatif written to {output}")
+
+
 @policy_app.command("check")
 @exits()
 def policy_check(
