@@ -429,6 +429,26 @@ def whatif(
     out.print(f"whatif written to {output}")
 
 
+@audit_app.command("pack")
+@exits()
+def audit_pack(
+    since: Annotated[str, typer.Option(help="From this time (ISO 8601).")],
+    until: Annotated[str, typer.Option(help="Before this time (ISO 8601).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The zip file to write.")],
+) -> None:
+    """An evidence pack for an auditor: chain segment, anchors, policies, report, README."""
+    from worker.console import out
+    from worker.evidence_pack import write_pack
+
+    start, end = _when(since, "--since"), _when(until, "--until")
+    assert start is not None and end is not None  # both options are required
+    done = write_pack(open_gate(settings()), start, end, output)
+    out.print(
+        f"evidence pack {output}: chain seq {done.first}..{done.last} "
+        f"({done.records} records, {done.anchors} anchors), {done.files} files"
+    )
+
+
 @policy_app.command("check")
 @exits()
 def policy_check(

@@ -1,0 +1,83 @@
+"""``mailgate audit pack``: an auditor unpacks it and verifies it with ``unzip``, ``sha256sum``,
+``openssl ts -verify`` and the pack's own script under the system Python, without mailgate."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_inprocess import invoke
+from helpers import add_standard_tickets, make_settings
+from test_audit import fill
+from tsa_server import TimestampAuthority
+
+from worker.anchoring import anchor_now
+from worker.clock import utcnow
+from worker.pipeline import Mailgate
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # not the venv: the script must need nothing of mailgate
+
+
+@pytest.fixture
+def anchored_gate(tmp_path: Path, tsa: TimestampAuthority) -> Iterator[Mailgate]:
+    settings = make_settings(tmp_path, tsa_url=tsa.url, tsa_ca_file=tsa.ca_file)
+    gate = Mailgate.open(settings)
+    add_standard_tickets(gate)
+    yield gate
+    gate.engine.dispose()
+
+
+def run(*command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def test_pack_verifies_with_standard_tools(anchored_gate: Mailgate, tmp_path: Path) -> None:
+    """The period's three decisions, extended to the anchor after them: every check passes,
+    and an edited record is named by the script."""
+    gate = anchored_gate
+    since = utcnow()
+    fill(gate, 3)
+    until = utcnow()
+    anchor_now(gate.engine, gate.settings, force=True)
+    fill(gate, 1)
+    pack = tmp_path / "evidence.zip"
+    tsa = {
+        "MAILGATE_TSA_URL": str(gate.settings.tsa_url),
+        "MAILGATE_TSA_CA_FILE": str(gate.settings.tsa_ca_file),
+    }
+    made = invoke(gate, "audit", "pack", "--since", since.isoformat(),
+                  "--until", until.isoformat(), "-o", str(pack), **tsa)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "chain seq 1..4 (4 records, 1 anchors)" in made.stdout
+    assert stat.S_IMODE(pack.stat().st_mode) == 0o600
+    assert run("unzip", "-q", str(pack), cwd=tmp_path).returncode == 0
+    unpacked = tmp_path / "mailgate-evidence"
+    sums = run("sha256sum", "-c", "SHA256SUMS", cwd=unpacked)
+    assert sums.returncode == 0 and "FAILED" not in sums.stdout, sums.stdout
+    openssl = run("openssl", "ts", "-verify", "-data", "anchors/4.head", "-in", "anchors/4.tsr",
+                  "-CAfile", "tsa-ca.pem", cwd=unpacked)  # fmt: skip
+    assert openssl.returncode == 0 and "Verification: OK" in openssl.stdout, openssl.stderr
+    script = run(SYSTEM_PYTHON, "verify_pack.py", ".", cwd=unpacked)
+    assert script.returncode == 0, script.stdout
+    assert "chain seq 1..4 links; 1 anchors match the chain" in script.stdout
+    assert len(list((unpacked / "policies").glob("*.toml"))) == 1
+    assert json.loads((unpacked / "report.json").read_text())["total"] == 3
+    _edit_record(unpacked / "chain.jsonl", seq=2)
+    edited = run(SYSTEM_PYTHON, "verify_pack.py", ".", cwd=unpacked)
+    assert edited.returncode == 1
+    assert "chain.jsonl: SHA-256 does not match" in edited.stdout
+    assert "chain.jsonl seq 2: content does not match its digest" in edited.stdout
+
+
+def _edit_record(path: Path, seq: int) -> None:
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines):
+        record = json.loads(line)
+        if record.get("seq") == seq:
+            record["decision"] = "accepted_followup"
+            lines[number] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
