@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,8 @@ from worker.anchoring import anchor_now
 from worker.clock import utcnow
 from worker.pipeline import Mailgate
 
-SYSTEM_PYTHON = "/usr/bin/python3"  # not the venv: the script must need nothing of mailgate
+# Isolated, without site-packages: the script must need nothing but the standard library.
+STDLIB_PYTHON = (sys.executable, "-I", "-S")
 
 
 @pytest.fixture
@@ -61,13 +63,13 @@ def test_pack_verifies_with_standard_tools(anchored_gate: Mailgate, tmp_path: Pa
     openssl = run("openssl", "ts", "-verify", "-data", "anchors/4.head", "-in", "anchors/4.tsr",
                   "-CAfile", "tsa-ca.pem", cwd=unpacked)  # fmt: skip
     assert openssl.returncode == 0 and "Verification: OK" in openssl.stdout, openssl.stderr
-    script = run(SYSTEM_PYTHON, "verify_pack.py", ".", cwd=unpacked)
+    script = run(*STDLIB_PYTHON, "verify_pack.py", ".", cwd=unpacked)
     assert script.returncode == 0, script.stdout
-    assert "chain seq 1..4 links; 1 anchors match the chain" in script.stdout
+    assert "chain seq 1..4 links; 1 anchors match the chain (signatures verified" in script.stdout
     assert len(list((unpacked / "policies").glob("*.toml"))) == 1
     assert json.loads((unpacked / "report.json").read_text())["total"] == 3
     _edit_record(unpacked / "chain.jsonl", seq=2)
-    edited = run(SYSTEM_PYTHON, "verify_pack.py", ".", cwd=unpacked)
+    edited = run(*STDLIB_PYTHON, "verify_pack.py", ".", cwd=unpacked)
     assert edited.returncode == 1
     assert "chain.jsonl: SHA-256 does not match" in edited.stdout
     assert "chain.jsonl seq 2: content does not match its digest" in edited.stdout
