@@ -136,3 +136,19 @@ def test_serve_replicas_store_one_anchor_per_interval(
     for gate in gates:
         gate.engine.dispose()
     assert kinds == ["anchor"]
+
+
+def test_a_tsa_that_refuses_is_a_retry_later_and_stores_nothing(
+    gate: Mailgate, tsa: TimestampAuthority
+) -> None:
+    """HTTP 503 from the TSA: exit 75 with one line naming it, and no anchor record."""
+    fill(gate, 1)
+    tsa.refuse = True
+    try:
+        result = invoke(gate, "audit", "anchor", **tsa_env(tsa))
+    finally:
+        tsa.refuse = False
+    assert result.returncode == 75
+    assert "answered HTTP 503" in result.stderr and result.stderr.count("\n") == 1
+    with gate.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM chain_event")).scalar() == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -171,9 +172,19 @@ async def anchor_loop(engine: Engine, settings: Any, stopping: asyncio.Event) ->
             continue
 
 
+@dataclass
+class Verified:
+    """What ``audit verify`` found, and against what."""
+
+    result: VerifyResult
+    head: str = ""
+    where: str = ""  # " in FILE" for an export
+    signed: bool = False  # anchors checked against a CA certificate, not only their imprint
+
+
 def verify_command(
     settings: Callable[[], Any], export: Path | None, ca_file: Path | None
-) -> tuple[VerifyResult, str, str]:
+) -> Verified:
     """``audit verify``: the database's chain or an export's, anchors checked offline."""
     from worker.audit import verify_export
     from worker.files import opened_for_reading
@@ -183,27 +194,30 @@ def verify_command(
     check = token_checker(load_ca(ca_path) if ca_path else [])
     if export is not None:
         with opened_for_reading(export) as handle:
-            return verify_export(handle, check), "", f" in {export}"
+            return Verified(verify_export(handle, check), "", f" in {export}", bool(ca_path))
     from worker.chain_store import verify_database
     from worker.startup import open_gate
 
     result, head = verify_database(open_gate(cfg).read_engine, check)
-    return result, head, ""
+    return Verified(result, head, "", bool(ca_path))
 
 
-def print_verified(result: VerifyResult, head: str, offline: bool) -> None:
+def print_verified(verified: Verified) -> None:
     from worker.console import out
 
-    what = "audit export intact" if offline else "audit chain intact"
-    extra = f", head {head[:16]}…" if head else ""
+    result = verified.result
+    what = "audit export intact" if verified.where else "audit chain intact"
+    extra = f", head {verified.head[:16]}…" if verified.head else ""
     out.print(f"{what}: {result.rows} decisions, {result.records} records{extra}")
     if result.erased:
         out.print(f"erased: {result.erased} decisions keep only their digests")
     if not result.anchors:
         out.print("not anchored: no RFC 3161 timestamp in the chain (mailgate audit anchor)")
         return
-    when = result.anchored_at.isoformat() if result.anchored_at else "(time not checked)"
+    when = result.anchored_at.isoformat() if result.anchored_at else "?"
     out.print(
         f"anchored up to record seq {result.anchored_seq} at {when} "
         f"({result.anchors} anchors, {result.records - result.anchored_seq} records after)"
     )
+    if not verified.signed:
+        out.print("TSA signatures not checked: no CA certificate (MAILGATE_TSA_CA_FILE or --ca)")

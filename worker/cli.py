@@ -336,10 +336,10 @@ def audit_verify(
     """Check the chain and its anchors; exit 1 naming the first broken record."""
     from worker.anchoring import print_verified, verify_command
 
-    result, head, where = verify_command(settings, export, ca_file)
-    if not result.ok:
-        fail(f"audit chain broken{where}: {result.problem}", 1)
-    print_verified(result, head, export is not None)
+    verified = verify_command(settings, export, ca_file)
+    if not verified.result.ok:
+        fail(f"audit chain broken{verified.where}: {verified.result.problem}", 1)
+    print_verified(verified)
 
 
 @audit_app.command("export")

@@ -68,19 +68,19 @@ def involved(session: Session, address: str, before: datetime | None) -> list[De
     statement = select(DecisionRow).order_by(col(DecisionRow.seq))
     if before is not None:
         statement = statement.where(col(DecisionRow.received_at) < before)
+    addressed = select(OutboxRow.decision_id, OutboxRow.rcpt_to, OutboxRow.mail_from)
     by_outbox = {
-        row.decision_id
-        for row in session.scalars(select(OutboxRow)).all()
-        if address in f"{row.rcpt_to}\n{row.mail_from}".lower()
+        decision_id
+        for decision_id, rcpt_to, mail_from in session.execute(addressed)
+        if address in f"{rcpt_to}\n{mail_from}".lower()
     }
     found = []
-    for row in session.scalars(statement).all():
+    # Streamed: the whole decision log is read once, only the matches are kept. An erased
+    # row is read too: it may still name another person.
+    for row in session.scalars(statement.execution_options(yield_per=1000)):
         fields = [row.envelope_from, row.recipients, row.message_id, row.dedup_key, row.trace]
         if (
-            (
-                row.personal_salt is not None
-                and address in json.dumps(fields, ensure_ascii=False).lower()
-            )
+            address in json.dumps(fields, ensure_ascii=False).lower()
             or row.id in by_outbox
             or _raw_mentions(session, row.raw_sha256, address)
         ):
@@ -89,10 +89,11 @@ def involved(session: Session, address: str, before: datetime | None) -> list[De
 
 
 def _raw_mentions(session: Session, sha256: str, address: str) -> bool:
-    raw = session.get(RawMessage, sha256)
-    if raw is None or raw.compressed is None:
-        return False
-    return address.encode() in zlib.decompress(raw.compressed).lower()
+    # The bytes only, not an ORM object the session would keep for the whole scan.
+    compressed = session.execute(
+        select(RawMessage.compressed).where(col(RawMessage.sha256) == sha256)
+    ).scalar()
+    return compressed is not None and address.encode() in zlib.decompress(compressed).lower()
 
 
 def _erase_decision(session: Session, row: DecisionRow, erased: str, names: Pseudonyms) -> None:
