@@ -26,6 +26,9 @@ from worker.report import build_report
 from worker.tickets import TicketRecord, upsert
 
 ERIN = "erin.forget@customer.example"
+# Rows (raw messages, decisions, reply ledger, chain head) written by mailgate at commit
+# cdbd064, the release before chain format 2: two decisions of Erin's (one a duplicate) and
+# one of Dan's, with their format-1 links.
 FIXTURE = Path(__file__).parent / "fixtures" / "chain_format1.json"
 
 
@@ -80,6 +83,7 @@ def test_erased_address_is_nowhere_and_the_chain_still_verifies(gate: Mailgate) 
     report's counts are as before, and the erasure is a chain record without the address."""
     erin_writes(gate)
     assert outbox_files(gate), "Erin's reply was spooled"
+    assert verify_database(gate.engine)[0].ok
     before = counts(gate)
     result = invoke(gate, "erase", "--address", ERIN.upper(), "--operator", "dpo")
     assert result.returncode == 0, result.stderr
@@ -95,6 +99,8 @@ def test_erased_address_is_nowhere_and_the_chain_still_verifies(gate: Mailgate) 
     assert invoke(gate, "audit", "export", str(export)).returncode == 0
     lines = [json.loads(line) for line in export.read_text().splitlines()]
     assert ERIN not in export.read_text().lower()
+    offline = invoke(gate, "audit", "verify", "--export", str(export))
+    assert offline.returncode == 0 and "erased: 3 decisions" in offline.stdout, offline.stderr
     erasure = [r["event"] for r in lines if r.get("event", {}).get("kind") == "erasure"]
     assert erasure[0]["body"]["operator"] == "dpo" and erasure[0]["body"]["decisions"] == 3
 
