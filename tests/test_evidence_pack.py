@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 import subprocess
@@ -66,7 +67,9 @@ def test_pack_verifies_with_standard_tools(anchored_gate: Mailgate, tmp_path: Pa
     script = run(*STDLIB_PYTHON, "verify_pack.py", ".", cwd=unpacked)
     assert script.returncode == 0, script.stdout
     assert "chain seq 1..4 links; 1 anchors match the chain (signatures verified" in script.stdout
-    assert len(list((unpacked / "policies").glob("*.toml"))) == 1
+    (policy,) = (unpacked / "policies").glob("*.toml")
+    digest = hashlib.sha256(policy.read_bytes()).hexdigest()
+    assert f"{digest}  policies/{policy.name}" in (unpacked / "README.txt").read_text()
     assert json.loads((unpacked / "report.json").read_text())["total"] == 3
     _edit_record(unpacked / "chain.jsonl", seq=2)
     edited = run(*STDLIB_PYTHON, "verify_pack.py", ".", cwd=unpacked)

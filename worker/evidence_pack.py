@@ -45,7 +45,8 @@ Files
   anchors/N.tsr     RFC 3161 timestamp reply of anchor record N (DER), from {tsa}.
   anchors/N.head    the exact bytes that TSA timestamped: "mailgate chain SEQ DIGEST".
   policies/         every policy in force for the segment's decisions, byte for byte; a
-                    decision's policy_sha256 is its file's SHA-256.
+                    decision's policy_sha256 is its file's SHA-256:
+{policies}
   report.json/.html the period's report (counts by decision, rule, policy, day).
   tsa-ca.pem        the TSA's CA certificate, as configured at the operator. Prefer the copy
                     the TSA publishes: this one came from the operator.
@@ -136,7 +137,12 @@ def pack_files(gate: Any, since: datetime, until: datetime) -> tuple[dict[str, b
         body = anchor.body
         files[f"anchors/{anchor.seq}.tsr"] = base64.b64decode(body["token"])
         files[f"anchors/{anchor.seq}.head"] = anchored_bytes(body["seq"], body["digest"])
-    files.update(_policies(gate, records))
+    policies = _policies(gate, records)
+    files.update(policies)
+    listed = "\n".join(
+        f"                      {hashlib.sha256(data).hexdigest()}  {name}"
+        for name, data in sorted(policies.items())
+    )
     report = build_report(gate.read_engine, since, until)
     files["report.json"] = render_json(report).encode()
     files["report.html"] = render_html(report).encode()
@@ -146,7 +152,7 @@ def pack_files(gate: Any, since: datetime, until: datetime) -> tuple[dict[str, b
     tsa = anchors[0].body.get("tsa", "the TSA") if anchors else "(no anchor yet)"
     files["README.txt"] = README.format(
         since=since.isoformat(), until=until.isoformat(), first=records[0].seq,
-        last=records[-1].seq, anchors=len(anchors), tsa=tsa,
+        last=records[-1].seq, anchors=len(anchors), tsa=tsa, policies=listed or "(none)",
     ).encode()  # fmt: skip
     sums = "".join(
         f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in sorted(files.items())
