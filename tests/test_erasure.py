@@ -183,3 +183,23 @@ def test_rows_of_the_previous_release_are_relinked_and_erasable(
         assert mentions(gate, ERIN) == []
     finally:
         gate.engine.dispose()
+
+
+def test_an_export_taken_before_format_2_still_verifies_offline() -> None:
+    """An auditor's export from the earlier release verifies under its own format; an edit
+    in it is still named."""
+    from worker.audit import verify_export
+
+    data = json.loads(FIXTURE.read_text())
+    rows = []
+    for row in data["decision"]:
+        record = _row(row)
+        for key in ("received_at", "decided_at"):
+            record[key] = record[key].isoformat(timespec="microseconds") + "+00:00"
+        rows.append(json.dumps(record, default=str))
+    head = data["chain_head"][0]
+    lines = [*rows, json.dumps({"head": {"seq": head["seq"], "digest": head["digest"]}})]
+    assert verify_export(lines).ok
+    lines[1] = lines[1].replace("rejected_new_ticket", "accepted_followup", 1)
+    edited = verify_export(lines)
+    assert not edited.ok and "decision seq 2" in (edited.problem or "")

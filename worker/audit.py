@@ -171,6 +171,8 @@ def _name(record: Any) -> str:
 
 def _check_decision(row: Any, result: VerifyResult) -> str | None:
     fields = {name: getattr(row, name) for name in CHAINED_FIELDS}
+    if not hasattr(row, "personal_sha256"):  # an export taken before migration 0008
+        return _check_format1(row, fields, result)
     fields["personal_sha256"] = row.personal_sha256
     if row.personal_sha256 is None or row_digest(row.prev_digest, fields) != row.digest:
         return "content does not match its digest: row edited"
@@ -179,6 +181,15 @@ def _check_decision(row: Any, result: VerifyResult) -> str | None:
         result.erased_seqs.add(row.seq)
     elif personal_digest(row.personal_salt, fields) != row.personal_sha256:
         return "personal fields do not match their digest: row edited"
+    result.rows += 1
+    return None
+
+
+def _check_format1(row: Any, fields: dict[str, Any], result: VerifyResult) -> str | None:
+    """Chain format 1: the link covered every field itself."""
+    payload = {name: canonical(fields[name]) for name in CHAINED_FIELDS}
+    if _digest(row.prev_digest, payload) != row.digest:
+        return "content does not match its digest: row edited"
     result.rows += 1
     return None
 
