@@ -152,3 +152,15 @@ def test_a_tsa_that_refuses_is_a_retry_later_and_stores_nothing(
     assert "answered HTTP 503" in result.stderr and result.stderr.count("\n") == 1
     with gate.engine.connect() as connection:
         assert connection.execute(sa.text("SELECT count(*) FROM chain_event")).scalar() == 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("tsa_url", "ftp://tsa.example"), ("tsa_ca_file", "/nonexistent/tsa-ca.pem")],
+)
+def test_a_bad_tsa_setting_is_named_at_start_up(setting: str, value: str) -> None:
+    from worker.errors import ConfigError
+    from worker.settings import load_settings
+
+    with pytest.raises(ConfigError, match=f"MAILGATE_{setting.upper()}"):
+        load_settings(**{setting: value})

@@ -159,7 +159,12 @@ class Settings(BaseSettings):
     def _check_token_url(cls, value: str | None) -> str | None:
         return _url(value, ("http", "https"), "expected an https:// token endpoint URL")
 
-    @field_validator("oauth_client_secret_file", "oauth_refresh_token_file")
+    @field_validator("tsa_url")
+    @classmethod
+    def _check_tsa_url(cls, value: str | None) -> str | None:
+        return _url(value, ("http", "https"), "expected the TSA's http(s):// RFC 3161 URL")
+
+    @field_validator("oauth_client_secret_file", "oauth_refresh_token_file", "tsa_ca_file")
     @classmethod
     def _check_secret_file(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
