@@ -159,6 +159,7 @@ def test_a_tsa_that_refuses_is_a_retry_later_and_stores_nothing(
     [("tsa_url", "ftp://tsa.example"), ("tsa_ca_file", "/nonexistent/tsa-ca.pem")],
 )
 def test_a_bad_tsa_setting_is_named_at_start_up(setting: str, value: str) -> None:
+    """A TSA URL that is not http(s), or a CA file that is not there, stops start-up."""
     from worker.errors import ConfigError
     from worker.settings import load_settings
 
