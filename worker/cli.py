@@ -420,10 +420,9 @@ def imap_check() -> None:
 
 
 def _evidence_commands() -> None:
-    from worker.cli_evidence import audit_commands, commands
+    from worker.cli_evidence import register
 
-    app.add_typer(commands)
-    audit_app.add_typer(audit_commands)
+    register(app, audit_app, settings, _when)
 
 
 _evidence_commands()

@@ -1,11 +1,11 @@
 """The evidence commands (SPEC "Evidence for auditors"): ``audit anchor``, ``audit pack``,
-``erase`` and ``whatif``. ``worker.cli`` merges ``commands`` into the top level and
-``audit_commands`` into ``mailgate audit``; the work is in ``worker.anchoring``,
-``worker.evidence_pack``, ``worker.erasure`` and ``worker.whatif``.
+``erase`` and ``whatif``. ``worker.cli`` merges them in with ``register``; the work is in
+``worker.anchoring``, ``worker.evidence_pack``, ``worker.erasure`` and ``worker.whatif``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,16 +20,25 @@ commands = typer.Typer()
 audit_commands = typer.Typer()
 
 
-def _settings() -> Any:
-    from worker.cli import settings
+_cli: dict[str, Callable[..., Any]] = {}
 
-    return settings()
+
+def register(app: typer.Typer, audit_app: typer.Typer, settings: Callable[[], Any],
+             when: Callable[[str | None, str], datetime | None]) -> None:  # fmt: skip
+    """Add these commands to ``mailgate`` and ``mailgate audit``, reading settings and
+    times as ``worker.cli`` does (passed in: this module imports nothing of it)."""
+    _cli.update(settings=settings, when=when)
+    app.add_typer(commands)
+    audit_app.add_typer(audit_commands)
+
+
+def _settings() -> Any:
+    return _cli["settings"]()
 
 
 def _parse(text: str | None, option: str) -> datetime | None:
-    from worker.cli import _when
-
-    return _when(text, option)
+    when: datetime | None = _cli["when"](text, option)
+    return when
 
 
 @audit_commands.command("anchor")
@@ -87,7 +96,7 @@ def erase(
         raise UsageProblem("--address: expected an email address")
     gate = open_gate(_settings())
     who = operator or getpass.getuser()
-    done = erase_address(gate.engine, gate.settings, address, _parse(before, "--before"), who)
+    done = erase_address(gate, address, _parse(before, "--before"), who)
     out.print(
         f"erased {len(done.decisions)} decisions ({done.raw_messages} raw messages, "
         f"{done.replies} replies, {done.files} spooled files, {done.tickets} tickets); "

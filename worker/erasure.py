@@ -141,14 +141,13 @@ def _erase_directory(session: Session, erased: str) -> int:
     return changed
 
 
-def erase(
-    engine: Engine, settings: Any, address: str, before: datetime | None, operator: str
-) -> Erasure:
+def erase(gate: Any, address: str, before: datetime | None, operator: str) -> Erasure:
     """Erase ``address`` (see the module docstring); one transaction, then the files."""
     from worker.chain_store import append_event
 
+    engine, settings = gate.engine, gate.settings
     erased, result = address.strip().lower(), Erasure()
-    names = Pseudonyms(settings.resolved_reply_secret())
+    names = Pseudonyms(gate.runtime.secret)  # the reply secret keys the pseudonyms
     now = utcnow()
     with writer_turn(engine), transaction(engine) as session:
         rows = involved(session, erased, before)

@@ -81,10 +81,6 @@ class _OwnDecisionDirectory(StoreDirectory):
 
     own_id: int | None = None
 
-    def decided(self, dedup_key: str) -> int | None:
-        found = super().decided(dedup_key)
-        return None if found == self.own_id else found
-
     def decided_as(self, dedup_key: str) -> tuple[int, str] | None:
         found = super().decided_as(dedup_key)
         return None if found is None or found[0] == self.own_id else found
@@ -109,7 +105,7 @@ def _redecide(items: list[Item]) -> list[tuple[str, str, str]]:
                 answers.append((old, UNAVAILABLE, shown))
                 continue
             directory.own_id = row_id
-            classified = gate._classify(raw, Envelope(**envelope), directory)
+            classified = gate._classify(raw, Envelope(**envelope), directory, directory)
             answers.append((old, str(classified.result.decision), shown))
     return answers
 
@@ -161,9 +157,11 @@ def whatif(
 
 def replace_policies(gate: Any, policy: Policy) -> Any:
     """A copy of ``gate`` deciding under ``policy`` only."""
+    from dataclasses import replace
+
     from worker.pipeline import Mailgate
 
-    return Mailgate(gate.settings, FixedPolicy([policy]), gate.engine, gate.tokens)
+    return Mailgate(replace(gate.runtime, policies=FixedPolicy([policy])))
 
 
 def render_text(matrix: Matrix) -> str:
