@@ -39,8 +39,9 @@ def run(*command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_pack_verifies_with_standard_tools(anchored_gate: Mailgate, tmp_path: Path) -> None:
-    """The period's three decisions, extended to the anchor after them: every check passes,
-    and an edited record is named by the script."""
+    """The period's three decisions, extended to the anchor after them: every check passes;
+    an edited record is named by the script, and a pack rewritten with valid links and
+    sums fails only where it can: at the anchor's signature."""
     gate = anchored_gate
     since = utcnow()
     fill(gate, 3)
@@ -76,6 +77,38 @@ def test_pack_verifies_with_standard_tools(anchored_gate: Mailgate, tmp_path: Pa
     assert edited.returncode == 1
     assert "chain.jsonl: SHA-256 does not match" in edited.stdout
     assert "chain.jsonl seq 2: content does not match its digest" in edited.stdout
+    rewritten = tmp_path / "rewritten"
+    assert run("unzip", "-q", "-d", str(rewritten), str(pack), cwd=tmp_path).returncode == 0
+    _rewrite_pack(rewritten / "mailgate-evidence")
+    caught = run(*STDLIB_PYTHON, "verify_pack.py", ".", cwd=rewritten / "mailgate-evidence")
+    assert caught.stdout.splitlines() == ["FAILED: anchor seq 4: openssl ts -verify refuses 4.tsr"]
+
+
+def _rewrite_pack(pack: Path) -> None:
+    """What an operator holding the database could do: change decision 2, recompute every
+    link, the anchored head's bytes and SHA256SUMS. Only the TSA's signature is left."""
+    from worker.verify_pack import EVENT, LINKED, digest
+
+    lines = [json.loads(line) for line in (pack / "chain.jsonl").read_text().splitlines()]
+    prev = last_decision = lines[0]["segment"]["prev_digest"]
+    for record in lines[1:-1]:
+        body = record.get("event", record)
+        body["prev_digest"] = prev
+        if "event" in record:
+            body["digest"] = prev = digest(prev, {k: body[k] for k in EVENT}, prefix="event ")
+            (pack / "anchors" / f"{body['seq']}.head").write_text(
+                f"mailgate chain 3 {last_decision}\n"
+            )
+            continue
+        if body["seq"] == 2:
+            body["decision"] = "accepted_followup"
+        payload = {k: body[k] for k in LINKED} | {"personal_sha256": body["personal_sha256"]}
+        body["digest"] = prev = last_decision = digest(prev, payload)
+    lines[-1]["head"]["digest"] = prev
+    (pack / "chain.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    names = [line.split(None, 1)[1] for line in (pack / "SHA256SUMS").read_text().splitlines()]
+    sums = [f"{hashlib.sha256((pack / n).read_bytes()).hexdigest()}  {n}\n" for n in names]
+    (pack / "SHA256SUMS").write_text("".join(sums))
 
 
 def _edit_record(path: Path, seq: int) -> None:
