@@ -134,3 +134,16 @@ def cpython_email_corpus() -> list[Path]:
         if files:
             return files
     pytest.skip("CPython's test_email data not found (apt-get install libpython3.11-testsuite)")
+
+
+# -- an RFC 3161 timestamp authority (openssl ts) --------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tsa() -> Iterator[Any]:
+    """A real TSA on loopback with its own CA, for the anchoring and evidence-pack tests."""
+    from tsa_server import TimestampAuthority
+
+    authority = TimestampAuthority()
+    yield authority
+    authority.stop()

@@ -86,7 +86,7 @@ def test_deleted_row_is_named(gate: Mailgate) -> None:
     delete_decision(gate, 2)
     result = run_verify(gate)
     assert result.returncode == 1
-    assert "decision seq 2 is missing" in result.stderr
+    assert "record seq 2 is missing" in result.stderr
 
 
 def test_deleted_newest_row_is_detected(gate: Mailgate) -> None:

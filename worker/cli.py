@@ -340,37 +340,32 @@ def audit_verify(
         Path | None,
         typer.Option("--export", help="Verify an export file offline instead of the database."),
     ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option("--ca", help="The TSA's CA certificate (default MAILGATE_TSA_CA_FILE)."),
+    ] = None,
 ) -> None:
-    """Check the decision chain; exit 1 naming the first broken row."""
-    from worker.audit import verify_database, verify_export
-    from worker.console import out
-    from worker.files import opened_for_reading
+    """Check the chain and its anchors; exit 1 naming the first broken record."""
+    from worker.anchoring import print_verified, verify_command
 
-    if export is not None:
-        with opened_for_reading(export) as handle:
-            result = verify_export(handle)
-        if not result.ok:
-            fail(f"audit chain broken in {export}: {result.problem}", 1)
-        out.print(f"audit export intact: {result.rows} decisions")
-        return
-    result, head = verify_database(open_gate(settings()).read_engine)
-    if not result.ok:
-        fail(f"audit chain broken: {result.problem}", 1)
-    out.print(f"audit chain intact: {result.rows} decisions, head {head[:16]}…")
+    verified = verify_command(settings, export, ca_file)
+    if not verified.result.ok:
+        fail(f"audit chain broken{verified.where}: {verified.result.problem}", 1)
+    print_verified(verified)
 
 
 @audit_app.command("export")
 @exits()
 def audit_export(file: Annotated[Path, typer.Argument(help="JSON lines to write.")]) -> None:
-    """Write the decision chain for an auditor: one JSON line per decision, then the head."""
-    from worker.audit import export_chain
+    """Write the chain for an auditor: one JSON line per record, then the head."""
+    from worker.chain_store import export_chain
     from worker.console import out
     from worker.files import opened_for_writing
 
     gate = open_gate(settings())
     with opened_for_writing(file) as handle:
         count, head = export_chain(gate.read_engine, handle)
-    out.print(f"exported {count} decisions to {file}; head {head}")
+    out.print(f"exported {count} records to {file}; head {head}")
 
 
 @policy_app.command("check")
@@ -427,6 +422,15 @@ def imap_check() -> None:
         raise ConfigError("MAILGATE_IMAP_URL is not set")
     if print_mailbox_checks(cfg):
         raise typer.Exit(1)
+
+
+def _evidence_commands() -> None:
+    from worker.cli_evidence import register
+
+    register(app, audit_app, settings, _when)
+
+
+_evidence_commands()
 
 
 def main() -> None:

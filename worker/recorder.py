@@ -26,7 +26,7 @@ import sqlalchemy.exc
 from sqlalchemy import Engine, insert, select, update
 from sqlmodel import Session, SQLModel
 
-from worker.audit import row_digest
+from worker.audit import row_digest, seal
 from worker.clock import utcnow
 from worker.decision import (
     Decision,
@@ -190,7 +190,8 @@ class Recorder:
         if not _claim_reply(session, pending, now):
             decision.reply = ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.RATE_LIMITED)
             outbox = [item for item in outbox if item.kind != OutboxKind.AUTO_REPLY]
-        fields = _decision_fields(decision, pending.dedup_key, position.seq + 1, now)
+        # Sealed: the link covers a salted digest of the personal fields (erasable).
+        fields = seal(_decision_fields(decision, pending.dedup_key, position.seq + 1, now))
         digest = row_digest(position.digest, fields)
         connection = session.connection()
         public_id = new_public_id()

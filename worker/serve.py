@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from worker.allocator import fix_mmap_threshold
+from worker.anchoring import anchor_loop
 from worker.clock import utcnow
 from worker.decision import Channel
 from worker.dispatcher import Dispatcher
@@ -232,18 +233,21 @@ class Server:
 
     def periodic_jobs(self) -> list[asyncio.Task[None]]:
         """The jobs that run beside the outbox in the one process that dispatches."""
+        settings = self.gate.settings
         if not self.dispatch:
             return []
         # Every replica runs it; each held message still expires once (worker.held).
         jobs = [asyncio.create_task(expiry_loop(self.gate, self.stopping), name="hold-expiry")]
-        retention_days = self.gate.settings.retention_days
-        if retention_days:
+        if settings.retention_days:
             jobs.append(
                 asyncio.create_task(
-                    retention_loop(self.gate.engine, retention_days, self.stopping),
+                    retention_loop(self.gate.engine, settings.retention_days, self.stopping),
                     name="retention",
                 )
             )
+        if settings.tsa_url:  # once across replicas: see worker.anchoring
+            loop = anchor_loop(self.gate.engine, settings, self.stopping)
+            jobs.append(asyncio.create_task(loop, name="anchoring"))
         return jobs
 
     async def outbox_loop(self) -> None:

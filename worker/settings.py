@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     forward_to: str | None = None
     forward_url: str | None = None
     retention_days: float | None = Field(default=None, gt=0)
+    # RFC 3161 anchoring of the audit chain head (SPEC "Evidence for auditors").
+    tsa_url: str | None = None
+    tsa_ca_file: Path | None = None
+    anchor_seconds: float = Field(default=3600, gt=0)
     # How long a SQLite writer waits for the lock before the message is answered 451.
     db_busy_timeout: float = Field(default=15, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -156,7 +160,12 @@ class Settings(BaseSettings):
     def _check_token_url(cls, value: str | None) -> str | None:
         return _url(value, ("http", "https"), "expected an https:// token endpoint URL")
 
-    @field_validator("oauth_client_secret_file", "oauth_refresh_token_file")
+    @field_validator("tsa_url")
+    @classmethod
+    def _check_tsa_url(cls, value: str | None) -> str | None:
+        return _url(value, ("http", "https"), "expected the TSA's http(s):// RFC 3161 URL")
+
+    @field_validator("oauth_client_secret_file", "oauth_refresh_token_file", "tsa_ca_file")
     @classmethod
     def _check_secret_file(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():

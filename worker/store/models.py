@@ -51,6 +51,26 @@ class DecisionRow(SQLModel, table=True):
     public_id: str | None = Field(default=None, unique=True, index=True, max_length=32)
     # An operator's or the hold expiry's record: the decision it acts on, once (0007).
     acts_on: int | None = Field(default=None, unique=True, index=True)
+    # The chain links over ``personal_sha256``, a salted digest of the personal fields
+    # (worker.audit.PERSONAL_FIELDS), not over those fields: erasure drops the salt and the
+    # fields and the link still holds (migration 0008).
+    personal_salt: str | None = Field(default=None, max_length=32)
+    personal_sha256: str | None = Field(default=None, max_length=64)
+    prev_digest: str = Field(max_length=64)
+    digest: str = Field(max_length=64)
+
+
+class ChainEvent(SQLModel, table=True):
+    """A chain record that is not a decision (an anchor, an erasure, a relink): it takes
+    the next ``seq`` of the one chain the decisions are on (migration 0008)."""
+
+    __tablename__ = "chain_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(unique=True, index=True)
+    kind: str = Field(max_length=32, index=True)
+    at: datetime
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     prev_digest: str = Field(max_length=64)
     digest: str = Field(max_length=64)
 
