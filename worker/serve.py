@@ -26,6 +26,9 @@ from worker.allocator import fix_mmap_threshold
 from worker.clock import utcnow
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
+from worker.helpdesk.config import connector_for
+from worker.helpdesk.metrics import HelpdeskCollector
+from worker.helpdesk.service import HelpdeskHealth, readiness_checks, sync_loop, warn_at_startup
 from worker.ingress.handoff import HandoffHandler, listening_socket
 from worker.ingress.imap import ImapTarget, MailboxWorker, start_workers
 from worker.ingress.milter import MilterHandler
@@ -70,11 +73,14 @@ class Server:
         self.wake = asyncio.Event()
         # Relay and webhook calls can block for seconds: they get their own thread.
         self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self.helpdesk = connector_for(gate.settings)
+        self.helpdesk_health = HelpdeskHealth()
         self.dispatcher = Dispatcher(
             gate.engine,
             gate.settings.relay_url,
             gate.settings.resolved_reply_secret(),
             relay_credentials=relay_credentials(gate.settings),
+            helpdesk=self.helpdesk,
         )
 
     async def start(self) -> list[str]:
@@ -162,6 +168,9 @@ class Server:
 
         site_app = Web(self.gate, self.executor, self.readiness, self.imap_lag)
         site_app.registry.register(MailboxCollector(lambda: self.imap_workers))
+        site_app.registry.register(
+            HelpdeskCollector(self.gate.read_engine, self.gate.settings.helpdesk)
+        )
         self.http_runner = aioweb.AppRunner(site_app.application(), access_log=None)
         await self.http_runner.setup()
         site = aioweb.TCPSite(self.http_runner, address[0], address[1], reuse_address=True)
@@ -194,6 +203,7 @@ class Server:
                 "last_error": health.last_error,
                 **credential_check(health),
             }
+        checks.update(readiness_checks(self.gate.settings, self.helpdesk_health))
         return checks
 
     def _hostname(self) -> str:
@@ -213,13 +223,24 @@ class Server:
     def periodic_jobs(self) -> list[asyncio.Task[None]]:
         """The jobs that run beside the outbox in the one process that dispatches."""
         retention_days = self.gate.settings.retention_days
+        jobs = []
+        if self.dispatch and self.helpdesk is not None:
+            helpdesk = sync_loop(
+                self.gate.engine,
+                self.helpdesk,
+                self.gate.settings,
+                self.stopping,
+                self.helpdesk_health,
+            )
+            jobs.append(asyncio.create_task(helpdesk, name="helpdesk_sync"))
         if not self.dispatch or not retention_days:
-            return []
+            return jobs
         return [
+            *jobs,
             asyncio.create_task(
                 retention_loop(self.gate.engine, retention_days, self.stopping),
                 name="retention",
-            )
+            ),
         ]
 
     async def outbox_loop(self) -> None:
@@ -320,6 +341,7 @@ def announce(gate: Mailgate, listening: list[str], workers: int) -> None:
 def refuse_unworkable(gate: Mailgate) -> None:
     """Stop on settings that cannot work; warn about those that probably do not."""
     settings = gate.settings
+    warn_at_startup(settings)
     if settings.reject_mode == "smtp" and settings.lmtp_listen:
         raise ConfigError(
             "MAILGATE_REJECT_MODE=smtp with MAILGATE_LMTP_LISTEN would make the MTA bounce "

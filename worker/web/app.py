@@ -166,8 +166,17 @@ class Web:
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"
-        ready = all(v == "ok" or (isinstance(v, dict) and v.get("ready")) for v in checks.values())
-        return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+        # "degraded: …" still serves (mail is decided and kept), but says what is wrong.
+        degraded = sorted(k for k, v in checks.items() if str(v).startswith("degraded"))
+        ready = all(
+            v == "ok" or k in degraded or (isinstance(v, dict) and v.get("ready"))
+            for k, v in checks.items()
+        )
+        body: dict[str, Any] = {"ready": ready, "status": "degraded" if degraded else "ok"}
+        body["checks"] = checks
+        if degraded:
+            body["degraded"] = degraded
+        return web.json_response(body, status=200 if ready else 503)
 
     def _ping(self) -> None:
         with self.gate.read_engine.connect() as connection:
