@@ -60,8 +60,12 @@ def test_unit_verifies(name: str, tmp_path: Path) -> None:
         assert all(re.match(r"^(#.*|\[\w+\]|\w+=.*|)$", line) for line in text.splitlines())
         return
     result = subprocess.run([analyze, "verify", str(copy)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "Unknown" not in result.stderr and "ignoring" not in result.stderr, result.stderr
+    # verify also loads the machine's installed units (RT's request-tracker5.service warns
+    # about its dependencies): only our unit's own lines are judged.
+    lines = result.stderr.splitlines()
+    ours = "\n".join(x for x in lines if str(copy) in x or x.startswith(f"{name}:"))
+    assert result.returncode == 0 or not ours, result.stderr
+    assert "Unknown" not in ours and "ignoring" not in ours, ours
 
 
 def test_sysusers_creates_the_service_user(tmp_path: Path) -> None:
