@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from worker.clock import parse_when, utcnow
 from worker.decision import DECISIONS, REJECTIONS, DecisionName
 from worker.errors import TransientError
+from worker.helpdesk.config import parse_kinds
 from worker.mail import InboundMail
 from worker.pipeline import Mailgate
 from worker.store.models import DecisionRow, OutboxRow
@@ -119,6 +120,7 @@ class Web:
         self.readiness = readiness
         self.registry = registry_for(gate.read_engine, imap_lag)
         self.page = dashboard_page()  # rendered once, not per request
+        self.kinds = parse_kinds(gate.settings.helpdesk_kinds or "")  # pushed queue → kind
 
     async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
@@ -133,7 +135,7 @@ class Web:
                 web.get("/api/decisions", self.decisions),
                 web.get("/api/decisions/{id:\\d+}", self.decision),
                 web.get("/api/summary", self.summary),
-                *TicketsApi(self.gate.engine, self.blocking).routes(),
+                *TicketsApi(self.gate.engine, self.blocking, self.kinds).routes(),
                 web.get("/", self.dashboard),
             ]
         )
@@ -141,8 +143,8 @@ class Web:
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        # A helpdesk's webhook may sign its PUT/DELETE instead of holding the bearer token.
-        signed = request.path.startswith("/api/tickets/") and signed_write(
+        # A helpdesk's webhook may sign its write instead of holding the bearer token.
+        signed = request.path.startswith("/api/tickets") and signed_write(
             request, self.gate.settings.webhook_secret, await request.read()
         )
         if request.path.startswith("/api") and not signed:

@@ -1,7 +1,8 @@
 """``/api/tickets``: the ticket directory over HTTP, for operators and for helpdesks' webhooks.
 
 ``GET /api/tickets[?status=…]`` and ``GET /api/tickets/{id}`` read it; ``PUT`` adds or
-replaces a ticket and ``DELETE`` removes one. A helpdesk's webhook cannot always send our
+replaces a ticket (``POST /api/tickets`` too, the id in the body, for webhooks that can only
+POST to a fixed URL) and ``DELETE`` removes one. A helpdesk's webhook cannot always send our
 bearer token, so ``PUT`` and ``DELETE`` also accept an HMAC-SHA256 of the body under
 ``MAILGATE_WEBHOOK_SECRET`` in one of the headers helpdesks sign with (Zammad's
 ``X-Hub-Signature: sha1=…``, ``X-Mailgate-Signature: sha256=…``, Zendesk's base64
@@ -23,6 +24,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from worker.helpdesk.config import kind_of
 from worker.ticket_directory import as_json, get_ticket, list_tickets, remove_ticket
 from worker.tickets import TicketRecord, describe_error, upsert
 
@@ -52,22 +54,48 @@ def signature_valid(secret: str, body: bytes, headers: Any) -> bool:
 
 
 def signed_write(request: web.Request, secret: str | None, body: bytes) -> bool:
-    """A PUT/DELETE on one ticket carrying a valid webhook signature."""
-    if not secret or request.method not in ("PUT", "DELETE"):
+    """A write to the directory (PUT/DELETE one ticket, POST one) with a valid signature."""
+    if not secret or request.method not in ("PUT", "DELETE", "POST"):
         return False
-    if not request.path.startswith("/api/tickets/"):
+    if request.path.rstrip("/") != "/api/tickets" and not request.path.startswith("/api/tickets/"):
         return False
     return signature_valid(secret, body, request.headers)
 
 
+# A helpdesk's own words for its states (RT, Zammad, Zendesk, Znuny, Jira), as its payload
+# template renders them.
+_CLOSED = "closed|resolved|rejected|solved|done|merged|removed|deleted|closed successful"
+_OPEN = "open|new|pending|stalled|hold|on-hold|in progress|to do|waiting for support"
+CLOSED_STATES = frozenset(f"{_CLOSED}|closed unsuccessful|cancelled|canceled".split("|"))
+OPEN_STATES = frozenset(f"{_OPEN}|waiting for customer|reopened".split("|"))
+
+
+def directory_fields(body: dict[str, Any], kinds: dict[str, str]) -> dict[str, Any]:
+    """A pushed ticket in the directory's terms: a helpdesk state word becomes open or
+    closed, a ``queue`` (group, project) becomes a kind through MAILGATE_HELPDESK_KINDS."""
+    # Zammad renders a value it does not have as "-".
+    fields = {k: v for k, v in body.items() if v not in (None, "", "-")}
+    state = str(fields.get("status", "open")).strip().lower()
+    if state in CLOSED_STATES:
+        fields["status"] = "closed"
+    elif state in OPEN_STATES or state.startswith("pending"):
+        fields["status"] = "open"
+    if "queue" in fields:
+        queue = str(fields.pop("queue"))
+        fields.setdefault("kind", kind_of(kinds, queue))
+    return fields
+
+
 class TicketsApi:
-    def __init__(self, engine: Any, blocking: Blocking) -> None:
+    def __init__(self, engine: Any, blocking: Blocking, kinds: dict[str, str]) -> None:
         self.engine = engine
         self.blocking = blocking
+        self.kinds = kinds
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/api/tickets", self.list),
+            web.post("/api/tickets", self.put),
             web.get("/api/tickets/{id}", self.show),
             web.put("/api/tickets/{id}", self.put),
             web.delete("/api/tickets/{id}", self.delete),
@@ -91,9 +119,9 @@ class TicketsApi:
             body = json.loads(await request.read())
             if not isinstance(body, dict):
                 raise ValueError("expected a JSON object")
-            body = {k: v for k, v in body.items() if v not in (None, "")}
-            body["id"] = request.match_info["id"]
-            record = TicketRecord.model_validate(body)
+            if "id" in request.match_info:  # PUT names it in the path, POST in the body
+                body["id"] = request.match_info["id"]
+            record = TicketRecord.model_validate(directory_fields(body, self.kinds))
         except ValidationError as exc:
             return web.json_response({"error": describe_error(exc)}, status=400)
         except (ValueError, UnicodeDecodeError) as exc:
