@@ -255,4 +255,6 @@ class Web:
                     .group_by(DecisionRow.decision)
                 ).all()
             )
-        return {"since": since.isoformat(), "counts": counts}
+        # What the console shows as a banner: every "degraded: …" readiness check.
+        degraded = {k: v for k, v in self.readiness().items() if str(v).startswith("degraded")}
+        return {"since": since.isoformat(), "counts": counts, "degraded": degraded}
