@@ -296,3 +296,17 @@ def test_rt_stopped_then_back_delivers_each_follow_up_once(
     for message_id in ids:
         assert len(landed(rt, ticket, message_id)) == 1
     wait_until(lambda: readyz(running)["checks"]["helpdesk"] == "ok", 2 * INTERVAL + 10, "ok")
+    samples = metrics(running)
+    assert samples['mailgate_helpdesk_errors_total{helpdesk="rt",operation="delivery"}'] >= 2
+    assert samples['mailgate_helpdesk_last_sync_timestamp_seconds{helpdesk="rt"}'] > 0
+
+
+def metrics(running: RunningServer) -> dict[str, float]:
+    url = f"http://127.0.0.1:{running.port('http')}/metrics"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        text = response.read().decode()
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("mailgate_helpdesk_")
+    }
