@@ -73,6 +73,7 @@ class Server:
         self.wake = asyncio.Event()
         # Relay and webhook calls can block for seconds: they get their own thread.
         self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        # Sync and delivery run in different threads: each has its own connector (client).
         self.helpdesk = connector_for(gate.settings)
         self.helpdesk_health = HelpdeskHealth()
         self.dispatcher = Dispatcher(
@@ -80,7 +81,7 @@ class Server:
             gate.settings.relay_url,
             gate.settings.resolved_reply_secret(),
             relay_credentials=relay_credentials(gate.settings),
-            helpdesk=self.helpdesk,
+            helpdesk=connector_for(gate.settings),
         )
 
     async def start(self) -> list[str]:
