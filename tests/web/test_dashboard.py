@@ -92,6 +92,8 @@ def test_dashboard_shows_the_rejection_log_and_a_decision(
     assert sorted(decisions) == ["rejected_language", "rejected_new_ticket"], "rejections only"
     counts = page.locator("#counts span").all_text_contents()
     assert "accepted_followup: 1" in counts and "rejected_new_ticket: 1" in counts
+    # No helpdesk and no forward: the console says so (issue 19, never silent).
+    assert "accepted follow-ups have nowhere to go" in page.locator("#degraded").inner_text()
     page.select_option("#f-decision", "accepted_followup")
     page.click("#filters button")
     page.wait_for_function(
