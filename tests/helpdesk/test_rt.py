@@ -26,7 +26,7 @@ from sqlmodel import Session, col, select
 
 from worker.clock import utcnow
 from worker.decision import OutboxKind
-from worker.helpdesk.connector import FollowUp
+from worker.helpdesk.connector import FollowUp, HelpdeskRefused
 from worker.helpdesk.rt import RequestTracker as RTConnector
 from worker.pipeline import Mailgate
 from worker.store.models import DecisionRow, OutboxRow, Ticket
@@ -241,6 +241,11 @@ def test_a_retry_after_a_timeout_finds_the_first_delivery(
     # The answer was lost (a timeout): the retry looks first and posts nothing.
     assert connector.deliver(follow_up) == "already_there"
     assert len(landed(rt, ticket, "<retry.1@customer.example>")) == 1
+    # A ticket RT does not have fails for good, and opens nothing there.
+    before = rt.ticket_count()
+    with pytest.raises(HelpdeskRefused, match="RT has no ticket 999999"):
+        connector.deliver(FollowUp("999999", "<retry.2@customer.example>", follow_up.raw))
+    assert rt.ticket_count() == before
 
 
 def readyz(running: RunningServer) -> dict[str, Any]:

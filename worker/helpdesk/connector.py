@@ -6,6 +6,7 @@ puts an accepted follow-up into its ticket as the customer's correspondence, exa
 (it looks for the message in the ticket before posting, so a retry after a timeout finds
 the first attempt's work); ``health`` says whether the helpdesk answers. Failures that a
 later attempt may cure raise ``HelpdeskUnavailable``; the caller retries with backoff.
+``HelpdeskRefused`` is the answer no retry can change.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from typing import Literal, Protocol
 
 class HelpdeskUnavailable(Exception):
     """The helpdesk did not answer, or answered that it cannot do this now."""
+
+
+class HelpdeskRefused(Exception):
+    """The helpdesk answered that this can never be done (no such ticket there): retrying
+    would only wait for the dead-letter age, so the row fails at once, visibly."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from worker.decision import Decision, OutboxItem, OutboxKind
 from worker.helpdesk import state
-from worker.helpdesk.connector import Connector, FollowUp, HelpdeskUnavailable
+from worker.helpdesk.connector import Connector, FollowUp, HelpdeskRefused, HelpdeskUnavailable
 from worker.mail import InboundMail
 
 log = structlog.get_logger("mailgate.helpdesk")
@@ -35,11 +35,16 @@ def follow_up_item(decision: Decision, mail: InboundMail) -> OutboxItem:
 def deliver_row(
     engine: Engine, connector: Connector, ticket: str, message_id: str, body: bytes
 ) -> tuple[str, str]:
-    """(status, detail) for the dispatcher: ``sent``, or ``retry`` while the helpdesk is away."""
+    """(status, detail) for the dispatcher: ``sent``; ``retry`` while the helpdesk is away;
+    ``failed`` when it has no such ticket."""
     try:
         result = connector.deliver(FollowUp(ticket, message_id, body))
     except HelpdeskUnavailable as exc:
         state.count_error(engine, connector.name, "delivery", str(exc))
         return "retry", str(exc)
+    except HelpdeskRefused as exc:
+        state.count_error(engine, connector.name, "delivery", str(exc))
+        log.warning("helpdesk_delivery_refused", helpdesk=connector.name, error=str(exc))
+        return "failed", str(exc)
     state.clear_error(engine, connector.name)
     return "sent", f"{connector.name}: {result}"

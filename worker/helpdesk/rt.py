@@ -32,6 +32,7 @@ from worker.helpdesk.connector import (
     Changes,
     DeliveryResult,
     FollowUp,
+    HelpdeskRefused,
     HelpdeskUnavailable,
     RemoteTicket,
 )
@@ -156,7 +157,7 @@ class RequestTracker:
     def deliver(self, follow_up: FollowUp) -> DeliveryResult:
         ticket = self._get(f"/ticket/{follow_up.ticket}")
         if ticket is None:
-            raise HelpdeskUnavailable(f"RT has no ticket {follow_up.ticket}")
+            raise HelpdeskRefused(f"RT has no ticket {follow_up.ticket}")
         survivor = _ref_id(ticket.get("EffectiveId")) or str(ticket["id"])
         if self._holds(survivor, follow_up.message_id):
             return "already_there"
