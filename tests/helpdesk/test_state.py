@@ -18,8 +18,8 @@ from worker.settings import load_settings
 from worker.store.db import MIGRATIONS, make_engine, migrate
 
 
-def test_one_replica_holds_the_sync_lease(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}", 5)
+def test_one_replica_holds_the_sync_lease(database_url: str) -> None:
+    engine = make_engine(database_url, 5)
     migrate(engine)
     assert state.take_lease(engine, "rt", "host-a:1", timedelta(minutes=2))
     assert not state.take_lease(engine, "rt", "host-b:2", timedelta(minutes=2))
@@ -76,3 +76,31 @@ def test_a_half_configured_helpdesk_is_one_clear_line(
     with pytest.raises(ConfigError, match=r"^bad setting ") as raised:
         load_settings(data_dir=tmp_path, **values)
     assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_synced_tickets_keep_operator_domains_and_follow_their_survivor(
+    database_url: str,
+) -> None:
+    from datetime import UTC, datetime
+
+    from worker.helpdesk.connector import RemoteTicket
+    from worker.helpdesk.sync import apply_tickets
+    from worker.ticket_directory import get_ticket
+    from worker.tickets import TicketRecord, upsert
+
+    engine = make_engine(database_url, 5)
+    migrate(engine)
+    upsert(engine, [TicketRecord(id="10", kind="technical", domains=["partner.example"])])
+    kinds = {"Billing": "customer_care"}
+    survivor = RemoteTicket("10", "Billing", "open", None, ("a@x.example",))
+    merged = RemoteTicket("11", "General", "open", None, ("b@x.example",), merged_into="10")
+    assert apply_tickets(engine, [merged, survivor], kinds, "rt") == 2
+    ten, eleven = get_ticket(engine, "10"), get_ticket(engine, "11")
+    assert ten and ten.domains == ["partner.example"] and ten.kind == "customer_care"
+    assert eleven and eleven.merged_into == "10" and eleven.kind == "customer_care"
+    assert set(eleven.participants) == {"a@x.example", "b@x.example"}
+    closed_at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    apply_tickets(engine, [RemoteTicket("10", "Billing", "closed", closed_at, ())], kinds, "rt")
+    eleven = get_ticket(engine, "11")
+    assert eleven and eleven.status == "closed" and eleven.closed_at is not None
+    engine.dispose()
