@@ -355,6 +355,7 @@ def announce(gate: Mailgate, listening: list[str], workers: int) -> None:
         outbox="relay" if settings.relay_url else str(settings.outbox_dir),
         imap=[ImapTarget.parse(url).key for url in settings.imap_url or []],
         ingest_socket=str(path) if (path := settings.ingest_socket_path) else None,
+        helpdesk=settings.helpdesk,
     )
 
 

@@ -60,7 +60,9 @@ def sync_round(
         raise
     written = apply_tickets(engine, changes.tickets, kinds, name)
     state.save_cursor(engine, name, changes.cursor, utcnow())
-    log.info("helpdesk_synced", helpdesk=name, tickets=written, full=cursor is None)
+    # A quiet round is a debug line: with the default interval that is 1440 lines a day.
+    level = "info" if written or cursor is None else "debug"
+    getattr(log, level)("helpdesk_synced", helpdesk=name, tickets=written, full=cursor is None)
     return SyncReport(written, changes.cursor, cursor is None)
 
 
