@@ -315,3 +315,21 @@ def metrics(running: RunningServer) -> dict[str, float]:
         for line in text.splitlines()
         if line.startswith("mailgate_helpdesk_")
     }
+
+
+def test_tickets_sync_by_hand(rt: RequestTracker, tmp_path: Path) -> None:
+    from test_directory_cli import mailgate
+
+    ticket = rt.create("Billing", "jan@customer.example", cc="kim@customer.example")
+    env = {
+        "MAILGATE_HELPDESK": "rt",
+        "MAILGATE_HELPDESK_URL": rt.url,
+        "MAILGATE_HELPDESK_TOKEN": rt.token,
+        "MAILGATE_HELPDESK_KINDS": "Billing:customer_care",
+    }
+    ran = mailgate(tmp_path, "tickets", "sync", "--full", **env)
+    assert ran.returncode == 0 and "synced" in ran.stdout, ran.stderr
+    shown = mailgate(tmp_path, "tickets", "show", ticket, "--format", "json", **env)
+    row = json.loads(shown.stdout)
+    assert (row["kind"], row["source"]) == ("customer_care", "rt")
+    assert set(row["participants"]) == {"jan@customer.example", "kim@customer.example"}
