@@ -16,12 +16,14 @@ import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import ROOT, RunningServer, make_settings
 
+from worker.clock import utcnow
 from worker.pipeline import Mailgate
 from worker.ticket_directory import get_ticket
 
@@ -146,7 +148,7 @@ def test_zendesk_trigger_webhook_signed_with_its_signing_secret(
         }
     }
     body = render_liquid(template("zendesk.md"), values).encode()
-    stamp = "2026-12-06T09:00:00Z"
+    stamp = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")
     mac = hmac.new(SECRET.encode(), stamp.encode() + body, hashlib.sha256).digest()
     headers = {
         "Content-Type": "application/json",
@@ -156,9 +158,14 @@ def test_zendesk_trigger_webhook_signed_with_its_signing_secret(
     assert request(port, "POST", "/api/tickets", body, headers) == 200
     row = get_ticket(gate.engine, "4711")
     assert row is not None and (row.kind, row.status) == ("technical", "closed")
-    headers["X-Zendesk-Webhook-Signature-Timestamp"] = "2026-12-06T09:00:01Z"
-    assert request(port, "POST", "/api/tickets", body.replace(b"4711", b"4712"), headers) == 401
+    forged = body.replace(b"4711", b"4712")  # the signature no longer fits the body
+    assert request(port, "POST", "/api/tickets", forged, headers) == 401
     assert get_ticket(gate.engine, "4712") is None
+    old = (utcnow() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")  # replayed later
+    mac = hmac.new(SECRET.encode(), old.encode() + forged, hashlib.sha256).digest()
+    headers["X-Zendesk-Webhook-Signature"] = base64.b64encode(mac).decode()
+    headers["X-Zendesk-Webhook-Signature-Timestamp"] = old
+    assert request(port, "POST", "/api/tickets", forged, headers) == 401
 
 
 def test_jira_automation_web_request_with_a_bearer_token(served: tuple[Mailgate, int]) -> None:

@@ -19,16 +19,19 @@ import hashlib
 import hmac
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from worker.clock import aware, utcnow
 from worker.helpdesk.config import kind_of
 from worker.ticket_directory import as_json, get_ticket, list_tickets, remove_ticket
 from worker.tickets import TicketRecord, describe_error, upsert
 
 Blocking = Callable[..., Awaitable[Any]]
+REPLAY_WINDOW = 300  # seconds a signed Zendesk request stays valid
 
 
 def signature_valid(secret: str, body: bytes, headers: Any) -> bool:
@@ -47,10 +50,19 @@ def signature_valid(secret: str, body: bytes, headers: Any) -> bool:
                 return True
     zendesk = headers.get("X-Zendesk-Webhook-Signature", "")
     if zendesk:
-        stamp = headers.get("X-Zendesk-Webhook-Signature-Timestamp", "").encode()
-        mac = base64.b64encode(hmac.new(key, stamp + body, hashlib.sha256).digest())
-        return hmac.compare_digest(zendesk.encode(), mac)
+        stamp = headers.get("X-Zendesk-Webhook-Signature-Timestamp", "")
+        mac = base64.b64encode(hmac.new(key, stamp.encode() + body, hashlib.sha256).digest())
+        return hmac.compare_digest(zendesk.encode(), mac) and _fresh(stamp)
     return False
+
+
+def _fresh(stamp: str) -> bool:
+    """Zendesk signs its timestamp too: an old request replayed is refused."""
+    try:
+        sent = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return abs((utcnow() - aware(sent)).total_seconds()) <= REPLAY_WINDOW
 
 
 def signed_write(request: web.Request, secret: str | None, body: bytes) -> bool:
