@@ -32,6 +32,8 @@ from worker.pipeline import Mailgate
 from worker.store.models import DecisionRow, OutboxRow, Ticket
 
 INTERVAL = 2.0
+# Two sync intervals, plus the time a round itself takes on a loaded 2-core machine.
+WITHIN_TWO_ROUNDS = 2 * INTERVAL + 6
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -116,7 +118,7 @@ def landed(rt: RequestTracker, ticket: str, message_id: str) -> list[dict[str, A
 
 
 def synced(gate: Mailgate, ticket: str) -> Ticket:
-    return wait_until(lambda: directory(gate, ticket), 2 * INTERVAL + 10, f"ticket {ticket}")
+    return wait_until(lambda: directory(gate, ticket), WITHIN_TWO_ROUNDS, f"ticket {ticket}")
 
 
 def test_tickets_made_and_changed_in_rt_reach_the_directory(
@@ -132,12 +134,12 @@ def test_tickets_made_and_changed_in_rt_reach_the_directory(
     assert set(row.participants) == {"alice@customer.example", "bob@customer.example"}
     billing_row = synced(gate, billing)
     assert billing_row.kind == "customer_care"
-    assert arrived <= 2 * INTERVAL + 3, f"took {arrived:.1f} s"
+    assert arrived <= WITHIN_TWO_ROUNDS, f"took {arrived:.1f} s"
 
     rt.update(general, Status="resolved")
     closed = wait_until(
         lambda: (r := directory(gate, general)) and r.status == "closed" and r,
-        2 * INTERVAL + 10,
+        WITHIN_TWO_ROUNDS,
         "the resolved ticket closed",
     )
     assert closed.closed_at is not None
@@ -145,7 +147,7 @@ def test_tickets_made_and_changed_in_rt_reach_the_directory(
     rt.merge(billing, general)
     merged = wait_until(
         lambda: (r := directory(gate, billing)) and r.merged_into and r,
-        2 * INTERVAL + 10,
+        WITHIN_TWO_ROUNDS,
         "the merged ticket pointing to its survivor",
     )
     assert merged.merged_into == general and merged.status == "closed"
@@ -277,7 +279,7 @@ def test_rt_stopped_then_back_delivers_each_follow_up_once(
         )
         status = wait_until(
             lambda: (body := readyz(running))["checks"].get("helpdesk", "ok") != "ok" and body,
-            2 * INTERVAL + 10,
+            WITHIN_TWO_ROUNDS,
             "/readyz degraded",
         )
         assert status["checks"]["helpdesk"].startswith("degraded: helpdesk rt")
@@ -300,7 +302,7 @@ def test_rt_stopped_then_back_delivers_each_follow_up_once(
         )
     for message_id in ids:
         assert len(landed(rt, ticket, message_id)) == 1
-    wait_until(lambda: readyz(running)["checks"]["helpdesk"] == "ok", 2 * INTERVAL + 10, "ok")
+    wait_until(lambda: readyz(running)["checks"]["helpdesk"] == "ok", WITHIN_TWO_ROUNDS, "ok")
     samples = metrics(running)
     assert samples['mailgate_helpdesk_errors_total{helpdesk="rt",operation="delivery"}'] >= 2
     assert samples['mailgate_helpdesk_last_sync_timestamp_seconds{helpdesk="rt"}'] > 0
