@@ -67,7 +67,9 @@ def test_promtool_accepts_the_alert_rules() -> None:
         [promtool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 9 rules found" in result.stdout
+    # Every rule of the file is found (counted from the file: other rules may join it).
+    rules = ALERTS.read_text().count("- alert:")
+    assert rules >= 10 and f"SUCCESS: {rules} rules found" in result.stdout
 
 
 def test_alerts_fire_on_the_series_mailgate_exposes() -> None:

@@ -22,6 +22,8 @@ from worker.errors import ConfigError, UsageProblem
 from worker.exits import exits, fail
 from worker.settings import Settings
 from worker.startup import open_gate, read_settings
+from worker.tickets_commands import refuse_unmatchable
+from worker.tickets_commands import register as register_ticket_commands
 
 app = typer.Typer(
     add_completion=False,
@@ -34,6 +36,7 @@ audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident decision 
 policy_app = typer.Typer(no_args_is_help=True, help="Policy documents.")
 imap_app = typer.Typer(no_args_is_help=True, help="IMAP mailboxes.")
 app.add_typer(tickets_app, name="tickets")
+register_ticket_commands(tickets_app, lambda: settings())
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.add_typer(imap_app, name="imap")
@@ -216,7 +219,9 @@ def tickets_add(
         record = TicketRecord.model_validate(data)
     except ValidationError as exc:
         raise UsageProblem(describe_error(exc)) from None
-    upsert(open_gate(cfg).engine, [record])
+    gate = open_gate(cfg)
+    refuse_unmatchable(gate, record.id)  # worker.tickets_commands
+    upsert(gate.engine, [record])
     out.print(f"ticket {record.id} saved ({record.kind}, {record.status})")
 
 

@@ -160,6 +160,7 @@ class OutboxKind(StrEnum):
     AUTO_REPLY = "auto_reply"
     FORWARD_MAIL = "forward_mail"
     WEBHOOK = "webhook"
+    HELPDESK = "helpdesk"  # an accepted follow-up into its ticket (worker.helpdesk.delivery)
 
 
 class OutboxStatus(StrEnum):

@@ -29,6 +29,8 @@ from sqlmodel import col, select
 from worker.clock import utcnow
 from worker.decision import UNDELIVERED, OutboxKind, OutboxStatus
 from worker.forwarding import SIGNATURE_HEADER, sign
+from worker.helpdesk.connector import Connector
+from worker.helpdesk.delivery import deliver_row
 from worker.logs import without_addresses
 from worker.mail import wire_address
 from worker.oauth import TokenError, TokenManager
@@ -67,16 +69,19 @@ class Dispatcher:
         secret: bytes,
         batch: int = 20,
         relay_credentials: TokenManager | None = None,
+        helpdesk: Connector | None = None,
     ) -> None:
         self.engine = engine
         self.relay_url = relay_url
         self.relay_credentials = relay_credentials  # MAILGATE_RELAY_AUTH=xoauth2
         self.secret = secret
         self.batch = batch
+        self.helpdesk = helpdesk  # MAILGATE_HELPDESK: follow-ups into their tickets
 
     def kinds(self) -> tuple[str, ...]:
         # Without a relay, mail rows are spooled to files instead (worker.outbox).
-        return (*MAIL_KINDS, OutboxKind.WEBHOOK) if self.relay_url else (OutboxKind.WEBHOOK,)
+        kinds = (*MAIL_KINDS, OutboxKind.WEBHOOK) if self.relay_url else (OutboxKind.WEBHOOK,)
+        return (*kinds, OutboxKind.HELPDESK) if self.helpdesk else kinds
 
     def claim(self, now: datetime) -> list[OutboxRow]:
         with writer_turn(self.engine), transaction(self.engine) as session:
@@ -154,6 +159,11 @@ class Dispatcher:
     def send(self, row: OutboxRow) -> Outcome:
         if row.kind == OutboxKind.WEBHOOK:
             return self.post(row)
+        if row.kind == OutboxKind.HELPDESK and self.helpdesk is not None:
+            status, detail = deliver_row(
+                self.engine, self.helpdesk, row.rcpt_to, row.message_id, row.body
+            )
+            return Outcome(OutboxStatus(status), detail)
         assert self.relay_url is not None
         return send_mail(
             self.relay_url, row.mail_from, row.rcpt_to, row.body, self.relay_credentials

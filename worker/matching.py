@@ -12,9 +12,17 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from worker.helpdesk.references import (
+    HelpdeskReferences,
+    rt_ticket_header,
+    rt_ticket_in_message_id,
+)
 from worker.mail import InboundMail, domain_of
 from worker.policy.document import Matching
+from worker.ticket_ids import normalize_ticket_id
 from worker.tokens import ReplyTokens
+
+__all__ = ["TicketReference", "find_reference", "normalize_ticket_id", "strip_reply_prefixes"]
 
 
 @dataclass(frozen=True)
@@ -22,15 +30,9 @@ class TicketReference:
     """A ticket id and how it was found; ``signed`` means a verified HMAC tag."""
 
     ticket: str
-    method: str  # reply_address | message_id | subject_tag
+    method: str  # reply_address | message_id | subject_tag | helpdesk_message_id
     signed: bool
     detail: str
-
-
-def normalize_ticket_id(value: str) -> str:
-    """Ticket ids compare as written, except that numeric ids ignore leading zeros."""
-    value = value.strip()
-    return (value.lstrip("0") or "0") if value.isdigit() else value
 
 
 @lru_cache(maxsize=32)
@@ -58,6 +60,7 @@ def find_reference(
     matching: Matching,
     tokens: ReplyTokens,
     support_domains: list[str],
+    helpdesk: HelpdeskReferences | None = None,
 ) -> tuple[TicketReference | None, list[str]]:
     """The first reference found, and a note for each method tried (for the trace).
 
@@ -78,8 +81,12 @@ def find_reference(
         if found:
             return found, notes
         unverified = unverified or bad
-    found, note = _by_subject_tag(mail, matching)
+    helpdesk = helpdesk or HelpdeskReferences()
+    found, note = _by_subject_tag(mail, matching, helpdesk)
     notes.append(note)
+    if found is None and helpdesk.rt_message_ids:
+        found, note = _by_helpdesk_message_id(mail, helpdesk)
+        notes.append(note)
     return found or unverified, notes
 
 
@@ -125,13 +132,35 @@ def _by_message_id(mail: InboundMail, tokens: ReplyTokens, support_domains: list
     return None, bad, f"message_id: tag does not verify for ticket {bad.ticket}"
 
 
-def _by_subject_tag(mail: InboundMail, matching: Matching) -> tuple[TicketReference | None, str]:
-    """The policy's subject tag behind any reply prefixes; never proof of who sent it."""
+def _by_subject_tag(
+    mail: InboundMail, matching: Matching, helpdesk: HelpdeskReferences
+) -> tuple[TicketReference | None, str]:
+    """The policy's subject tags (and the helpdesk's) behind any reply prefixes; never
+    proof of who sent it."""
     subject = strip_reply_prefixes(mail.subject, matching.reply_prefixes)
-    match = _tag_pattern(matching.subject_tag).search(subject)
-    if not match:
-        return None, "subject_tag: none"
-    ticket = normalize_ticket_id(match["ticket"])
-    return TicketReference(
-        ticket, "subject_tag", False, match.group(0)
-    ), f"subject_tag: ticket {ticket}"
+    for pattern in (*matching.tag_patterns(helpdesk.rt_name), *helpdesk.subject_tags):
+        match = _tag_pattern(pattern).search(subject)
+        if match:
+            ticket = normalize_ticket_id(match["ticket"])
+            found = TicketReference(ticket, "subject_tag", False, match.group(0))
+            return found, f"subject_tag: ticket {ticket}"
+    return None, "subject_tag: none"
+
+
+def _by_helpdesk_message_id(
+    mail: InboundMail, helpdesk: HelpdeskReferences
+) -> tuple[TicketReference | None, str]:
+    """RT's own Message-IDs in In-Reply-To/References, or its ``X-RT-Ticket`` header:
+    a reply to RT's notification without the tag; unsigned, like a subject tag."""
+    for message_id in mail.references:
+        ticket = rt_ticket_in_message_id(message_id)
+        if ticket is not None:
+            found = TicketReference(ticket, "helpdesk_message_id", False, message_id)
+            return found, f"helpdesk_message_id: RT Message-ID for ticket {ticket}"
+    if helpdesk.rt_name:
+        for value in mail.header_all("X-RT-Ticket"):
+            ticket = rt_ticket_header(value, helpdesk.rt_name)
+            if ticket is not None:
+                found = TicketReference(ticket, "helpdesk_message_id", False, "X-RT-Ticket")
+                return found, f"helpdesk_message_id: X-RT-Ticket for ticket {ticket}"
+    return None, "helpdesk_message_id: none"

@@ -33,6 +33,8 @@ from worker.decision import (
 )
 from worker.errors import TransientError
 from worker.forwarding import forward_mail, webhook_body
+from worker.helpdesk.config import references
+from worker.helpdesk.delivery import follow_up_item
 from worker.mail import Envelope, InboundMail, domain_of
 from worker.metrics import DECISION_SECONDS
 from worker.outbox import spool_pending
@@ -87,6 +89,7 @@ class Mailgate:
         self.read_engine = self.engine.execution_options(mailgate_read=True)
         self.recorder = Recorder(self.engine)
         self.tickets = TicketCache(self.engine)
+        self.references = references(self.settings)  # what MAILGATE_HELPDESK adds to matching
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Mailgate:
@@ -106,7 +109,7 @@ class Mailgate:
     def needs_dispatch(self) -> bool:
         """Whether committed outbox rows wait for the dispatcher (relay or webhook)
         rather than being spooled right after the commit."""
-        return bool(self.settings.relay_url or self.settings.forward_url)
+        return bool(self.settings.relay_url or self.settings.forward_url or self.settings.helpdesk)
 
     def default_recipients(self, mail: InboundMail, policy: Policy | None) -> list[str]:
         domains = self.support_domains(policy)
@@ -161,7 +164,9 @@ class Mailgate:
         domains = self.support_domains(policy)
         recipients = list(envelope.rcpt_tos) or self.default_recipients(mail, policy)
         envelope = replace(envelope, rcpt_tos=tuple(recipients))
-        found = resolve(mail, envelope, policy, tickets, self.tokens, domains)
+        found = resolve(
+            mail, envelope, policy, tickets, self.tokens, domains, helpdesk=self.references
+        )
         key = mail.dedup_key
         ctx = RuleContext(
             mail=mail,
@@ -272,6 +277,8 @@ class Mailgate:
             items.append(
                 OutboxItem(OutboxKind.FORWARD_MAIL, sender, settings.forward_to, message_id, body)
             )
+        if settings.helpdesk:
+            items.append(follow_up_item(decision, mail))
         if settings.forward_url:
             body = webhook_body(decision, mail)
             items.append(

@@ -29,6 +29,9 @@ from worker.decision import Channel
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
 from worker.held import expiry_loop
+from worker.helpdesk.config import connector_for
+from worker.helpdesk.metrics import HelpdeskCollector
+from worker.helpdesk.service import HelpdeskHealth, readiness_checks, sync_loop, warn_at_startup
 from worker.ingress.gateway import Gateway
 from worker.ingress.handoff import HandoffHandler, listening_socket
 from worker.ingress.imap import ImapTarget, MailboxWorker, start_workers
@@ -94,11 +97,15 @@ class Server:
         self.gateway = Gateway(gate, self.executor, on_outbox=self.wake.set)
         # Relay and webhook calls can block for seconds: they get their own thread.
         self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        # Sync and delivery run in different threads: each has its own connector (client).
+        self.helpdesk = connector_for(gate.settings)
+        self.helpdesk_health = HelpdeskHealth()
         self.dispatcher = Dispatcher(
             gate.engine,
             gate.settings.relay_url,
             gate.runtime.secret,
             relay_credentials=relay_credentials(gate.settings),
+            helpdesk=connector_for(gate.settings),
         )
 
     async def start(self) -> list[str]:
@@ -183,6 +190,9 @@ class Server:
 
         site_app = Web(self.gate, self.executor, self.readiness, self.imap_lag)
         site_app.registry.register(MailboxCollector(lambda: self.imap_workers))
+        site_app.registry.register(
+            HelpdeskCollector(self.gate.read_engine, self.gate.settings.helpdesk)
+        )
         self.http_runner = aioweb.AppRunner(site_app.application(), access_log=None)
         await self.http_runner.setup()
         site = aioweb.TCPSite(self.http_runner, address[0], address[1], reuse_address=True)
@@ -215,6 +225,7 @@ class Server:
                 "last_error": health.last_error,
                 **credential_check(health),
             }
+        checks.update(readiness_checks(self.gate.settings, self.helpdesk_health))
         return checks
 
     def _hostname(self) -> str:
@@ -236,8 +247,14 @@ class Server:
         settings = self.gate.settings
         if not self.dispatch:
             return []
-        # Every replica runs it; each held message still expires once (worker.held).
+        # Every replica runs these; each does its work once (worker.held, worker.anchoring,
+        # the helpdesk sync's lease).
         jobs = [asyncio.create_task(expiry_loop(self.gate, self.stopping), name="hold-expiry")]
+        if self.helpdesk is not None:
+            helpdesk = sync_loop(
+                self.gate.engine, self.helpdesk, settings, self.stopping, self.helpdesk_health
+            )
+            jobs.append(asyncio.create_task(helpdesk, name="helpdesk_sync"))
         if settings.retention_days:
             jobs.append(
                 asyncio.create_task(
@@ -343,6 +360,7 @@ def announce(gate: Mailgate, listening: list[str], workers: int) -> None:
         outbox="relay" if settings.relay_url else str(settings.outbox_dir),
         imap=[ImapTarget.parse(url).key for url in settings.imap_url or []],
         ingest_socket=str(path) if (path := settings.ingest_socket_path) else None,
+        helpdesk=settings.helpdesk,
     )
 
 
@@ -350,6 +368,7 @@ def refuse_unworkable(gate: Mailgate) -> None:
     """Stop on settings that cannot work; warn about those that probably do not."""
     settings = gate.settings
     OperatorBook.from_settings(settings)  # a broken operators file stops start-up here
+    warn_at_startup(settings)
     if settings.reject_mode == "smtp" and settings.lmtp_listen:
         raise ConfigError(
             "MAILGATE_REJECT_MODE=smtp with MAILGATE_LMTP_LISTEN would make the MTA bounce "

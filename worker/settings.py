@@ -112,6 +112,16 @@ class Settings(BaseSettings):
     oauth_refresh_token_file: Path | None = None
     oauth_scope: str | None = None
     oauth_secret_expires: date | None = None
+    # -- the helpdesk (SPEC "Working with a helpdesk"; worker.helpdesk) -------------------
+    helpdesk: Literal["rt"] | None = None
+    helpdesk_url: str | None = None
+    helpdesk_token: str | None = None
+    helpdesk_token_file: Path | None = None
+    helpdesk_name: str | None = None  # RT's $rtname: its subject tags carry it
+    helpdesk_kinds: str | None = None  # queue → kind: "General:technical,Billing:customer_care"
+    helpdesk_sync_seconds: float = Field(default=60, gt=0)
+    # Pushed tickets (PUT/DELETE /api/tickets/{id}) may be signed with this instead of a bearer.
+    webhook_secret: str | None = None
 
     @model_validator(mode="after")
     def _secrets(self) -> Settings:
@@ -125,6 +135,16 @@ class Settings(BaseSettings):
             self.api_token = _read_secret_file(self.api_token_file, "API_TOKEN")
         _check_secret(self.reply_secret, "MAILGATE_REPLY_SECRET", MIN_REPLY_SECRET)
         _check_secret(self.api_token, "MAILGATE_API_TOKEN", MIN_API_TOKEN)
+        return self
+
+    @model_validator(mode="after")
+    def _check_helpdesk(self) -> Settings:
+        from worker.helpdesk.config import check_helpdesk_settings
+
+        if self.helpdesk_token_file is not None:
+            self.helpdesk_token = _read_secret_file(self.helpdesk_token_file, "HELPDESK_TOKEN")
+        _check_secret(self.webhook_secret, "MAILGATE_WEBHOOK_SECRET", MIN_API_TOKEN)
+        check_helpdesk_settings(self)
         return self
 
     @field_validator("support_domains", mode="before")

@@ -125,7 +125,8 @@ def _validate(path: Path, data: dict[str, Any], line: int) -> TicketRecord:
         raise InputError(f"{path}: {describe_error(exc, line)}") from None
 
 
-def upsert(engine: Engine, records: list[TicketRecord]) -> int:
+def upsert(engine: Engine, records: list[TicketRecord], source: str = "manual") -> int:
+    """Add or replace the tickets in one transaction; ``source`` says who wrote them."""
     now = utcnow()
     with transaction(engine) as session:
         for record in records:
@@ -140,6 +141,7 @@ def upsert(engine: Engine, records: list[TicketRecord]) -> int:
                 "participants": record.participants,
                 "domains": record.domains,
                 "updated_at": now,
+                "source": source,
             }
             if row is None:
                 session.add(Ticket(id=record.id, **values))

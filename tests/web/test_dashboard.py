@@ -78,6 +78,10 @@ def test_dashboard_shows_the_rejection_log_and_a_decision(
         "#counts span", "s => s.map(x => x.dataset.decision + ': ' + x.dataset.count)"
     )
     assert "accepted_followup: 1" in counts and "rejected_new_ticket: 1" in counts
+    # No helpdesk and no forward: the console says so (issue 19, never silent).
+    page.wait_for_function(
+        "document.getElementById('attention').textContent.includes('nowhere to go')"
+    )
     page.select_option("#f-decision", "accepted_followup")
     page.click("#filters button")
     page.wait_for_function(

@@ -37,6 +37,7 @@ from worker.decision import (
     RuleName,
 )
 from worker.errors import ConfigError
+from worker.helpdesk.references import PRESETS, tag_pattern
 
 REPLY_DECISIONS = frozenset({*REJECTIONS, DecisionName.ACCEPTED_FOLLOWUP})
 DEFAULT_HOLD_DAYS = 7
@@ -57,19 +58,39 @@ class Source(_Strict):
 class Matching(_Strict):
     signed_reply_address: bool = True
     signed_message_id: bool = True
+    # A pattern with a (?P<ticket>…) group, or a preset's name (worker.helpdesk.references).
     subject_tag: str = r"\[Ticket#(?P<ticket>\d{1,12})\]"
+    # More tags recognised besides ``subject_tag``: presets or patterns.
+    subject_tags: list[str] = []
     reply_prefixes: list[str] = Field(min_length=1)
 
     @field_validator("subject_tag")
     @classmethod
     def _has_ticket_group(cls, value: str) -> str:
-        try:
-            pattern = re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
-        if "ticket" not in pattern.groupindex:
-            raise ValueError("needs a named group (?P<ticket>…)")
+        return _check_tag(value)
+
+    @field_validator("subject_tags")
+    @classmethod
+    def _have_ticket_groups(cls, value: list[str]) -> list[str]:
+        return [_check_tag(tag) for tag in value]
+
+    def tag_patterns(self, helpdesk_name: str | None = None) -> list[str]:
+        """Every subject tag as a pattern, presets expanded."""
+        return [tag_pattern(tag, helpdesk_name) for tag in (self.subject_tag, *self.subject_tags)]
+
+
+def _check_tag(value: str) -> str:
+    if value.lower() in PRESETS:
         return value
+    try:
+        pattern = re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a regular expression: {exc}") from None
+    if "ticket" not in pattern.groupindex:
+        raise ValueError(
+            "needs a named group (?P<ticket>…) or a preset: " + ", ".join(sorted(PRESETS))
+        )
+    return value
 
 
 class Tickets(_Strict):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker.decision import RuleName
+from worker.helpdesk.references import HelpdeskReferences
 from worker.mail import Envelope, InboundMail
 from worker.matching import TicketReference, find_reference
 from worker.policy.document import Policy
@@ -37,12 +38,18 @@ def resolve(
     directory: TicketSource,
     tokens: ReplyTokens,
     support_domains: list[str],
+    helpdesk: HelpdeskReferences | None = None,
 ) -> Resolution:
     """Find the ticket reference and the ticket; never decides by itself."""
     if policy is None:
         return Resolution(None, None, _step("no policy in force: references not looked up"))
     reference, notes = find_reference(
-        mail, list(envelope.rcpt_tos), policy.document.matching, tokens, support_domains
+        mail,
+        list(envelope.rcpt_tos),
+        policy.document.matching,
+        tokens,
+        support_domains,
+        helpdesk,
     )
     if reference is None:
         return Resolution(None, None, _step("no reference: " + "; ".join(notes)))

@@ -95,6 +95,9 @@ class Ticket(SQLModel, table=True):
     participants: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     domains: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     updated_at: datetime
+    # Who wrote the row: manual, import, api, or a helpdesk connector's name (migration 0006).
+    source: str = Field(default="manual", max_length=32)
+    merged_into: str | None = Field(default=None, max_length=64)  # the survivor, when merged
 
 
 class TicketVersion(SQLModel, table=True):
@@ -160,3 +163,18 @@ class ContentAccess(SQLModel, table=True):
     decision_id: int = Field(foreign_key="decision.id")
     what: str = Field(max_length=16)
     at: datetime = Field(index=True)
+
+
+class HelpdeskState(SQLModel, table=True):
+    """One row per helpdesk connector: its sync cursor, the sync lease, error counts."""
+
+    __tablename__ = "helpdesk_state"
+
+    name: str = Field(primary_key=True, max_length=32)
+    cursor: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    owner: str | None = Field(default=None, max_length=200)
+    lease_until: datetime | None = None
+    last_sync_at: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    sync_errors: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    delivery_errors: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))

@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from worker.decision import REJECTIONS, OutboxKind
 from worker.store.models import DecisionRow, OutboxRow
+from worker.ticket_ids import normalize_ticket_id
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,10 @@ def find_decisions(
             statement = statement.where(found)
         else:
             statement = statement.where(col(DecisionRow.envelope_from) == sender)
-    if wanted.ticket:
-        statement = statement.where(col(DecisionRow.ticket) == wanted.ticket)
+    if wanted.ticket:  # ids compare case-insensitively (worker.ticket_ids)
+        statement = statement.where(
+            col(DecisionRow.ticket).in_({wanted.ticket, normalize_ticket_id(wanted.ticket)})
+        )
     if wanted.channel:
         statement = statement.where(col(DecisionRow.channel) == wanted.channel)
     if wanted.public_id:

@@ -28,7 +28,7 @@ from worker.store.repository import load_raw
 from worker.web.auth import OPERATOR_KEY, require
 from worker.web.health import (
     HealthCard,
-    helpdesk_placeholder,
+    helpdesk_card,
     oauth_card,
     readiness_cards,
     store_cards,
@@ -85,7 +85,7 @@ class ConsoleApi:
         cards.append(oauth_card(self.gate.settings, checks, datetime.now(UTC).date()))
         extra = [card() for card in self.health_cards]
         if not any(card.key == "helpdesk" for card in extra):
-            extra.append(helpdesk_placeholder())
+            extra.append(helpdesk_card(checks))
         return web.json_response({"cards": [card.as_dict() for card in cards + extra]})
 
     async def timeline(self, request: web.Request) -> web.Response:

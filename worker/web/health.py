@@ -5,7 +5,7 @@ summary and a few of detail. They come from what ``/readyz`` already checks (lis
 IMAP mailboxes, the database) and from the store (held mail waiting, the outbox, dead
 letters, the relay's last refusal); the OAuth card reads the client secret's expiry date
 and each mailbox's token. Other parts (the helpdesk connector) add a card through
-``ConsoleApi.health_cards``; until one does, the helpdesk card says none is connected.
+``ConsoleApi.health_cards``; the helpdesk card reads the connector's ``/readyz`` checks.
 """
 
 from __future__ import annotations
@@ -140,8 +140,18 @@ def oauth_card(settings: Settings, checks: dict[str, Any], today: date) -> Healt
     return HealthCard("oauth", "OAuth", state, summary, [f"on {expires.isoformat()}", *tokens])
 
 
-def helpdesk_placeholder() -> HealthCard:
-    return HealthCard("helpdesk", "Helpdesk", "off", "no helpdesk connector")
+def helpdesk_card(checks: dict[str, Any]) -> HealthCard:
+    """The helpdesk connector, and where accepted follow-ups go (never silent, issue 19)."""
+    helpdesk = checks.get("helpdesk")
+    nowhere = checks.get("followups")
+    if nowhere:  # no helpdesk and no forward: follow-ups stay in the store
+        summary = str(nowhere).removeprefix("degraded: ")
+        return HealthCard("helpdesk", "Helpdesk", "warn", summary)
+    if helpdesk is None:
+        return HealthCard("helpdesk", "Helpdesk", "off", "no helpdesk connector")
+    if helpdesk == "ok":
+        return HealthCard("helpdesk", "Helpdesk", "ok", "in step")
+    return HealthCard("helpdesk", "Helpdesk", "warn", str(helpdesk).removeprefix("degraded: "))
 
 
 def _duration(seconds: float) -> str:
