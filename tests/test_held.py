@@ -23,7 +23,7 @@ from helpers import (
 )
 from sqlalchemy import text
 
-from worker.audit import verify_database
+from worker.chain_store import verify_database
 from worker.clock import utcnow
 from worker.decision import Decision
 from worker.errors import Conflict, InputError

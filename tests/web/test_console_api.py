@@ -104,7 +104,8 @@ def test_health_cards_and_decisions_per_hour(served: tuple[Mailgate, RunningServ
     assert cards["dead_letters"]["state"] == "bad" and cards["dead_letters"]["summary"] == (
         "1 given up"
     )
-    assert cards["helpdesk"]["state"] == "off", "the slot the helpdesk connector fills"
+    assert cards["helpdesk"]["state"] == "warn", "no helpdesk and no forward: never silent"
+    assert "nowhere to go" in cards["helpdesk"]["summary"]
     assert cards["held"]["summary"] == "nothing waiting"
     timeline = get_json(running, "/api/timeline?hours=24")
     assert len(timeline["hours"]) == 24
