@@ -382,9 +382,10 @@ def policy_show(
 @exits()
 def imap_check() -> None:
     """Connect to each MAILGATE_IMAP_URL mailbox and say what is there; changes nothing."""
+    from worker.console import out
     from worker.ingress.imap_check import print_mailbox_checks
 
-    if print_mailbox_checks(settings()):
+    if print_mailbox_checks(settings(), out.print):
         raise typer.Exit(1)
 
 

@@ -8,11 +8,11 @@ whether a token was obtained and when it expires.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from worker.console import out
 from worker.errors import ConfigError
 from worker.ingress.imap import ImapTarget, connect
 from worker.oauth import TokenError, TokenManager, credentials_for
@@ -37,8 +37,9 @@ def describe(target: ImapTarget, credentials: TokenManager | None = None) -> dic
         client.logout()
 
 
-def print_mailbox_checks(settings: Settings) -> int:
-    """``mailgate imap check``: one block per mailbox; how many could not be reached."""
+def print_mailbox_checks(settings: Settings, say: Callable[[str], None]) -> int:
+    """``mailgate imap check``: one block per mailbox, each line handed to ``say``; how
+    many mailboxes could not be reached."""
     if not settings.imap_url:
         raise ConfigError("MAILGATE_IMAP_URL is not set")
     problems = 0
@@ -48,19 +49,19 @@ def print_mailbox_checks(settings: Settings) -> int:
         try:
             info = describe(target, credentials)
         except TokenError as exc:
-            out.print(f"FAIL {target.key}: auth {target.auth}, no token: {exc}")
+            say(f"FAIL {target.key}: auth {target.auth}, no token: {exc}")
             problems += 1
             continue
         except LoginError:
-            out.print(f"FAIL {target.key}: login refused")
+            say(f"FAIL {target.key}: login refused")
             problems += 1
             continue
         except (OSError, IMAPClientError) as exc:
-            out.print(f"FAIL {target.key}: {type(exc).__name__}: {exc}")
+            say(f"FAIL {target.key}: {type(exc).__name__}: {exc}")
             problems += 1
             continue
-        _print_mailbox(settings, target.key, info)
-        out.print(f"     auth: {auth_line(target.auth, credentials)}")
+        _print_mailbox(settings, target.key, info, say)
+        say(f"     auth: {auth_line(target.auth, credentials)}")
     return problems
 
 
@@ -76,18 +77,20 @@ def auth_line(method: str | None, credentials: Any) -> str:
     return line
 
 
-def _print_mailbox(settings: Settings, key: str, info: dict[str, Any]) -> None:
+def _print_mailbox(
+    settings: Settings, key: str, info: dict[str, Any], say: Callable[[str], None]
+) -> None:
     wanted = {"MOVE", "UIDPLUS", "IDLE"}
     caps = set(info["capabilities"])
-    out.print(f"ok   {key}: {info['messages']} messages, UIDVALIDITY {info['uidvalidity']}")
+    say(f"ok   {key}: {info['messages']} messages, UIDVALIDITY {info['uidvalidity']}")
     missing_caps = sorted(wanted - caps)
-    out.print(
+    say(
         "     capabilities: "
         + " ".join(sorted(wanted & caps))
         + (f"; missing: {' '.join(missing_caps)}" if missing_caps else "")
     )
     for folder in (settings.imap_processed, settings.imap_rejected, settings.imap_quarantine):
         state = "present" if folder in info["folders"] else "missing (serve creates it)"
-        out.print(f"     folder {folder}: {state}")
+        say(f"     folder {folder}: {state}")
     if "MOVE" not in caps and "UIDPLUS" not in caps:
-        out.print("     warning: without MOVE or UIDPLUS moved messages stay \\Deleted")
+        say("     warning: without MOVE or UIDPLUS moved messages stay \\Deleted")

@@ -11,37 +11,57 @@ process that dispatches. A new listener is a function here and a row in ``LISTEN
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from worker.clock import utcnow
 from worker.decision import Channel
 from worker.errors import ConfigError
+from worker.ingress.gateway import Gateway
 from worker.ingress.handoff import HandoffHandler
+from worker.ingress.imap import MailboxWorker
 from worker.ingress.milter import MilterHandler
 from worker.ingress.milter import start_listener as start_milter
 from worker.ingress.protocol import ConnectionLimits, GateLMTP, GateSMTP
 from worker.ingress.smtp import GateHandler
+from worker.pipeline import Mailgate
 from worker.settings import parse_milter_listen
-
-if TYPE_CHECKING:
-    from worker.serve.server import Server
 
 PROXY_TIMEOUT = 10.0  # seconds a load balancer has to send the PROXY header
 
 
-async def smtp(server: Server) -> list[str]:
+class Serving(Protocol):
+    """What a listener needs of the running server (``worker.serve.server.Server``)."""
+
+    gate: Mailgate
+    gateway: Gateway
+    executor: ThreadPoolExecutor
+    reuse_port: bool
+    dispatch: bool  # the one process that runs the outbox, the jobs and the HTTP side
+    ingest: socket.socket | None
+    servers: list[asyncio.base_events.Server]  # every listener opened, closed at the stop
+    imap_workers: list[MailboxWorker]
+    http_runner: Any
+
+    def readiness(self) -> dict[str, Any]: ...
+
+    def imap_lag(self) -> dict[str, int]: ...
+
+
+async def smtp(server: Serving) -> list[str]:
     return await _smtp_like(server, Channel.SMTP, GateSMTP)
 
 
-async def lmtp(server: Server) -> list[str]:
+async def lmtp(server: Serving) -> list[str]:
     return await _smtp_like(server, Channel.LMTP, GateLMTP)
 
 
 async def _smtp_like(
-    server: Server, channel: Channel, protocol: type[GateSMTP] | type[GateLMTP]
+    server: Serving, channel: Channel, protocol: type[GateSMTP] | type[GateLMTP]
 ) -> list[str]:
     """An aiosmtpd listener with our limits, on the address its setting names."""
     settings = server.gate.settings
@@ -83,7 +103,7 @@ async def _smtp_like(
     return [f"{channel}://{address[0]}:{listening.sockets[0].getsockname()[1]}"]
 
 
-async def milter(server: Server) -> list[str]:
+async def milter(server: Serving) -> list[str]:
     value = server.gate.settings.milter_listen
     if value is None:
         return []
@@ -96,7 +116,7 @@ async def milter(server: Server) -> list[str]:
     return [url]
 
 
-async def ingest_socket(server: Server) -> list[str]:
+async def ingest_socket(server: Serving) -> list[str]:
     """Accept ``mailgate ingest`` hand-offs on the socket serve() bound (not announced)."""
     if server.ingest is None:
         return []
@@ -105,7 +125,7 @@ async def ingest_socket(server: Server) -> list[str]:
     return []
 
 
-async def http(server: Server) -> list[str]:
+async def http(server: Serving) -> list[str]:
     """Health, metrics, the API and the console, in the process that dispatches."""
     address = server.gate.settings.listen_address("http")
     if address is None or not server.dispatch:
@@ -132,7 +152,7 @@ async def http(server: Server) -> list[str]:
     return [f"http://{address[0]}:{port}"]
 
 
-def hostname(server: Server) -> str:
+def hostname(server: Serving) -> str:
     """The name in the greeting: ``mailgate.<first support domain>``."""
     gate = server.gate
     domains = gate.support_domains(gate.policies.in_force(utcnow()))
@@ -140,7 +160,7 @@ def hostname(server: Server) -> str:
 
 
 # In the order they open; each returns the URLs it listens on, for the start-up line.
-LISTENERS: tuple[tuple[str, Callable[[Server], Awaitable[list[str]]]], ...] = (
+LISTENERS: tuple[tuple[str, Callable[[Serving], Awaitable[list[str]]]], ...] = (
     ("smtp", smtp),
     ("lmtp", lmtp),
     ("milter", milter),
