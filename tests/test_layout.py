@@ -108,3 +108,20 @@ def test_the_imports_are_read_lazy_ones_included(tmp_path: Path) -> None:
     known = {name: module for name in ("worker.x", "worker.pipeline", "worker.store.db")}
     assert imports("worker.x", module, known) == {"worker.store.db"}
     assert "worker.pipeline" in graph()["worker.startup"]  # imported inside open_gate()
+
+
+def test_functions_and_modules_stay_small() -> None:
+    """No function over 60 lines, no module over 400 (migrations aside): a longer one is
+    a module waiting to be born."""
+    long_functions, large_modules = [], []
+    for name, path in modules().items():
+        text = path.read_text()
+        if len(text.splitlines()) > 400:
+            large_modules.append(name)
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                assert node.end_lineno is not None
+                if node.end_lineno - start + 1 > 60:
+                    long_functions.append(f"{name}.{node.name}")
+    assert (long_functions, large_modules) == ([], [])

@@ -8,7 +8,6 @@ command is a function here with ``@exits()`` above it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,7 +15,7 @@ import typer
 
 from worker import exits as codes
 from worker.cli_held import audit_access, held_app, operators_app
-from worker.clock import parse_when, utcnow
+from worker.clock import option_time, utcnow
 from worker.decision import CHANNELS, DECISIONS
 from worker.errors import ConfigError, UsageProblem
 from worker.exits import exits, fail
@@ -46,23 +45,13 @@ app.add_typer(operators_app, name="operators")
 audit_app.command("access")(audit_access)
 
 _state: dict[str, Any] = {"config": None}
-REPLAY = codes.ExitCodes(
-    transient_hint="replay interrupted, rerun to continue "
-    "(decided messages are skipped as duplicates): "
-)
 
 
 def settings() -> Settings:
     return read_settings(_state["config"])
 
 
-def _when(text: str | None, option: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return parse_when(text)
-    except ValueError:
-        raise UsageProblem(f"{option}: not an ISO 8601 date or time: {text!r}") from None
+_when = option_time  # an option's time; a bad value is a usage error naming the option
 
 
 @app.callback()
@@ -152,40 +141,27 @@ def explain(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Dry run: the decision and its full rule trace. Writes nothing, sends nothing."""
-    from worker.console import print_explain, print_json
+    from worker.console import print_explain
     from worker.ingress import pipe
 
     when = _when(at, "--at")
     delivery = pipe.PipeDelivery(source=file, sender=sender, recipients=tuple(recipient or []))
-    decision = pipe.explain(settings(), delivery, when)
-    if as_json:
-        print_json(decision.as_dict())
-    else:
-        print_explain(decision)
+    print_explain(pipe.explain(settings(), delivery, when), as_json)
 
 
 @app.command()
-@exits(REPLAY)
+@exits(codes.REPLAY)
 def replay(
     archive: Annotated[Path, typer.Argument(help="An mbox file or a Maildir folder.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide, write nothing.")] = False,
 ) -> None:
     """Decide an archive, each message under the policy in force when it was received."""
-    from rich.console import Console
-    from rich.progress import Progress
-
     from worker.console import print_replay
     from worker.ingress import replay as replays
 
     cfg = settings()
     total = replays.count(archive)
-    gate = open_gate(cfg)
-    with Progress(console=Console(stderr=True), transient=False) as progress:
-        task = progress.add_task("replaying" + (" (dry run)" if dry_run else ""), total=total)
-        summary = replays.replay(
-            gate, archive, dry_run=dry_run, advance=lambda: progress.advance(task)
-        )
-        progress.update(task, completed=total)
+    summary = replays.replay_with_progress(open_gate(cfg), archive, total, dry_run=dry_run)
     print_replay(archive, summary, dry_run)
 
 
@@ -285,16 +261,10 @@ def decisions(
 ) -> None:
     """The decision log, with the delivery state of each automatic reply."""
     from worker.console import print_decisions
+    from worker.decision_log import check_options, decision_records
     from worker.store.queries import DecisionFilter
 
-    if fmt not in ("table", "json", "csv"):
-        raise UsageProblem(f"--format: expected table, json or csv, got {fmt!r}")
-    if decision is not None and decision not in DECISIONS:
-        raise UsageProblem(
-            f"--decision: unknown decision {decision!r}; one of {', '.join(DECISIONS)}"
-        )
-    if channel is not None and channel not in CHANNELS:
-        raise UsageProblem(f"--channel: unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+    check_options(fmt, decision, channel)
     wanted = DecisionFilter(
         since=_when(since, "--since"),
         until=_when(until, "--until"),
@@ -308,7 +278,7 @@ def decisions(
         rejected=rejected,
         before=before,
     )
-    print_decisions(open_gate(settings()).read_engine, wanted, fmt)
+    print_decisions(decision_records(open_gate(settings()).read_engine, wanted), fmt)
 
 
 @app.command()
@@ -324,13 +294,10 @@ def report(
 
     from worker.console import out
     from worker.files import write_text
-    from worker.report import build_report, render_csv, render_html, render_json, render_text
+    from worker.report import build_report, render
 
-    renderers = {"text": render_text, "json": render_json, "csv": render_csv, "html": render_html}
-    if fmt not in renderers:
-        raise UsageProblem(f"--format: expected one of {', '.join(renderers)}, got {fmt!r}")
     start, end = _when(since, "--since"), _when(until, "--until")
-    text = renderers[fmt](build_report(open_gate(settings()).read_engine, start, end))
+    text = render(build_report(open_gate(settings()).read_engine, start, end), fmt)
     if output is None:
         sys.stdout.write(text)
         return
@@ -420,12 +387,10 @@ def policy_show(
 @exits()
 def imap_check() -> None:
     """Connect to each MAILGATE_IMAP_URL mailbox and say what is there; changes nothing."""
-    from worker.console import print_mailbox_checks
+    from worker.console import out
+    from worker.ingress.imap_check import print_mailbox_checks
 
-    cfg = settings()
-    if not cfg.imap_url:
-        raise ConfigError("MAILGATE_IMAP_URL is not set")
-    if print_mailbox_checks(cfg):
+    if print_mailbox_checks(settings(), out.print):
         raise typer.Exit(1)
 
 

@@ -1,7 +1,9 @@
 """What the ``mailgate`` commands print: tables for people, JSON lines and CSV for scripts.
 
 Output goes to standard output; messages about failures go to standard error through
-``worker.exits``. Nothing here decides or writes to the store.
+``worker.exits``. Nothing here decides, reads the store or connects anywhere: the decision
+log's records come from ``worker.decision_log``, ``imap check`` is
+``worker.ingress.imap_check``.
 """
 
 from __future__ import annotations
@@ -9,39 +11,21 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
+from worker.decision_log import DECISION_COLUMNS
 
+if TYPE_CHECKING:
     from worker.decision import Decision
     from worker.ingress.replay import ReplaySummary
     from worker.policy.document import Policy
-    from worker.settings import Settings
-    from worker.store.queries import DecisionFilter
 
 out = Console(highlight=False, soft_wrap=True)
 
-DECISION_COLUMNS = (
-    "seq",
-    "public_id",
-    "received_at",
-    "decision",
-    "rule",
-    "ticket",
-    "envelope_from",
-    "reply_status",
-    "reply_reason",
-    "delivery",
-    "policy",
-    "channel",
-    "message_id",
-)
 TABLE_COLUMNS = DECISION_COLUMNS[:12]
 
 
@@ -49,8 +33,12 @@ def print_json(value: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(value) + "\n")
 
 
-def print_explain(decision: Decision) -> None:
-    """The decision, then each rule of the trace with hit or miss and its reason."""
+def print_explain(decision: Decision, as_json: bool = False) -> None:
+    """The decision, then each rule of the trace with hit or miss and its reason (with
+    ``as_json``: the decision object, descriptions in its trace)."""
+    if as_json:
+        print_json(decision.as_dict())
+        return
     out.print(f"decision: {decision.decision}  (rule {decision.rule})")
     out.print(f"policy:   {decision.policy}  sha256 {decision.policy_sha256}")
     out.print(f"ticket:   {decision.ticket or '-'}")
@@ -89,19 +77,8 @@ def print_replay(archive: Path, summary: ReplaySummary, dry_run: bool) -> None:
         )
 
 
-def print_decisions(engine: Engine, wanted: DecisionFilter, fmt: str) -> None:
-    """The decision log as a table, JSON lines or CSV, newest first."""
-    from sqlmodel import Session
-
-    from worker.store.queries import find_decisions
-
-    with Session(engine) as session:
-        found = find_decisions(session, wanted)
-    records = []
-    for row, delivery in found:
-        record = {c: _plain(getattr(row, c, None)) for c in DECISION_COLUMNS}
-        record["delivery"] = delivery
-        records.append(record)
+def print_decisions(records: list[dict[str, Any]], fmt: str) -> None:
+    """The decision log (``worker.decision_log``) as a table, JSON lines or CSV."""
     if fmt == "json":
         for record in records:
             print_json(record)
@@ -116,67 +93,3 @@ def print_decisions(engine: Engine, wanted: DecisionFilter, fmt: str) -> None:
         # Piped into a file or a pager, keep whole values rather than squeeze to 80 columns.
         console = out if out.is_terminal else Console(highlight=False, width=260)
         console.print(table)
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
-
-
-def print_mailbox_checks(settings: Settings) -> int:
-    """``mailgate imap check``: one block per mailbox; how many could not be reached."""
-    from imapclient.exceptions import IMAPClientError, LoginError
-
-    from worker.ingress.imap import ImapTarget, describe
-    from worker.oauth import TokenError, credentials_for
-
-    problems = 0
-    for url in settings.imap_url or []:
-        target = ImapTarget.parse(url, settings.imap_auth)
-        credentials = credentials_for(settings, target.user) if target.auth else None
-        try:
-            info = describe(target, credentials)
-        except TokenError as exc:
-            out.print(f"FAIL {target.key}: auth {target.auth}, no token: {exc}")
-            problems += 1
-            continue
-        except LoginError:
-            out.print(f"FAIL {target.key}: login refused")
-            problems += 1
-            continue
-        except (OSError, IMAPClientError) as exc:
-            out.print(f"FAIL {target.key}: {type(exc).__name__}: {exc}")
-            problems += 1
-            continue
-        _print_mailbox(settings, target.key, info)
-        out.print(f"     auth: {auth_line(target.auth, credentials)}")
-    return problems
-
-
-def auth_line(method: str | None, credentials: Any) -> str:
-    """``imap check``'s auth line: the method and, with OAuth2, the token and its expiry."""
-    if credentials is None:
-        return "password"
-    health = credentials.health
-    expires = health.token_expires_at.isoformat() if health.token_expires_at else "unknown"
-    line = f"{method} ({health.provider}, {health.grant}); token obtained, expires {expires}"
-    if health.degraded:
-        line += f"; client secret expires {health.secret_expires}"
-    return line
-
-
-def _print_mailbox(settings: Settings, key: str, info: dict[str, Any]) -> None:
-    wanted = {"MOVE", "UIDPLUS", "IDLE"}
-    caps = set(info["capabilities"])
-    out.print(f"ok   {key}: {info['messages']} messages, UIDVALIDITY {info['uidvalidity']}")
-    missing_caps = sorted(wanted - caps)
-    out.print(
-        "     capabilities: "
-        + " ".join(sorted(wanted & caps))
-        + (f"; missing: {' '.join(missing_caps)}" if missing_caps else "")
-    )
-    folders = (settings.imap_processed, settings.imap_rejected, settings.imap_quarantine)
-    for folder in (*folders, settings.imap_held):
-        state = "present" if folder in info["folders"] else "missing (serve creates it)"
-        out.print(f"     folder {folder}: {state}")
-    if "MOVE" not in caps and "UIDPLUS" not in caps:
-        out.print("     warning: without MOVE or UIDPLUS moved messages stay \\Deleted")

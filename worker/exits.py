@@ -79,6 +79,11 @@ PIPE = ExitCodes(
     io_error=EX_TEMPFAIL,
     transient_hint="not decided, retry later: ",
 )
+# A replay stopped half-way is run again: what it decided comes back as duplicates.
+REPLAY = ExitCodes(
+    transient_hint="replay interrupted, rerun to continue "
+    "(decided messages are skipped as duplicates): "
+)
 
 
 def failure(error: Exception, codes: ExitCodes) -> tuple[str, int]:

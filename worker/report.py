@@ -12,6 +12,7 @@ import html
 import io
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from worker.decision import DecisionName, OutboxKind, OutboxStatus, ReplyStatus, is_rejection
+from worker.errors import UsageProblem
 from worker.mail import domain_of
 from worker.store.models import DecisionRow, OutboxRow, Ticket
 
@@ -208,3 +210,18 @@ td.n{{text-align:right}}.legend .key{{margin-right:1em;font-size:12px}}
 {"".join(sections)}
 </body></html>
 """
+
+
+RENDERERS: dict[str, Callable[[Report], str]] = {
+    "text": render_text,
+    "json": render_json,
+    "csv": render_csv,
+    "html": render_html,
+}
+
+
+def render(report: Report, fmt: str) -> str:
+    """The report in ``fmt`` (``--format``); another format is a usage error naming them."""
+    if fmt not in RENDERERS:
+        raise UsageProblem(f"--format: expected one of {', '.join(RENDERERS)}, got {fmt!r}")
+    return RENDERERS[fmt](report)

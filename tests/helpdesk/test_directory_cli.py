@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from worker.cli import app
 from worker.logs import configure_logging
 from worker.pipeline import Mailgate
-from worker.serve import refuse_unworkable
+from worker.serve.preflight import refuse_unworkable
 
 
 @dataclass

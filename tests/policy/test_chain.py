@@ -136,3 +136,25 @@ def test_explain_shows_descriptions_that_stored_traces_do_not_carry(gate: Mailga
     )
     recorded = gate.ingest(raw, envelope("alice@customer.example"))
     assert all(set(step) == {"rule", "hit", "reason"} for step in recorded.trace)
+
+
+def test_readme_rule_table_is_the_chain_table() -> None:
+    """The README's rule-chain table is ``table()``, row for row, after the resolution step."""
+    from helpers import ROOT
+
+    from worker.policy import reference
+
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = lines.index("| rule | decision on a hit | what it checks |")
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(tuple(cell.strip().replace("`", "") for cell in line.strip("|").split("|")))
+    first, *chain_rows = rows
+    assert first == (
+        "ticket_reference (before the chain)",
+        "— (finds the reference and the ticket)",
+        reference.DESCRIPTION,
+    )
+    assert chain_rows == table()

@@ -15,6 +15,7 @@ from worker.helpdesk.references import HelpdeskReferences
 if TYPE_CHECKING:
     from worker.helpdesk.connector import Connector
     from worker.settings import Settings
+    from worker.workflow_settings import HelpdeskSettings
 
 TICKET_KINDS = ("technical", "customer_care")
 DEFAULT_KIND = "technical"
@@ -40,7 +41,7 @@ def kind_of(kinds: dict[str, str], queue: str) -> str:
     return kinds.get(queue) or kinds.get("*") or DEFAULT_KIND
 
 
-def check_helpdesk_settings(settings: Settings) -> None:
+def check_helpdesk_settings(settings: HelpdeskSettings) -> None:
     """Raise ValueError (naming the setting) for a helpdesk configuration that cannot work."""
     parse_kinds(settings.helpdesk_kinds or "")
     if settings.helpdesk_url:

@@ -14,6 +14,7 @@ reconnect with exponential backoff and jitter, reset after every successful logi
 such as Exchange Online end sessions when a token expires); a refused login or token is
 retried slowly. With ``MAILGATE_IMAP_AUTH=xoauth2|oauthbearer`` the login takes a token from
 ``worker.oauth``. A lease in the cursor row keeps one replica at a time on a given mailbox.
+``mailgate imap check`` is ``worker.ingress.imap_check``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 import structlog
@@ -383,21 +384,3 @@ def start_workers(gate: Mailgate, stop: threading.Event) -> list[MailboxWorker]:
     for worker in workers:
         worker.start()
     return workers
-
-
-def describe(target: ImapTarget, credentials: TokenManager | None = None) -> dict[str, Any]:
-    """``mailgate imap check``: connect, list what is there and what is missing; no change."""
-    client = connect(target, credentials=credentials)
-    try:
-        capabilities = sorted(c.decode() for c in client.capabilities())
-        folders = [name for _flags, _sep, name in client.list_folders()]
-        examined = client.select_folder(target.mailbox, readonly=True)
-        return {
-            "mailbox": target.key,
-            "capabilities": capabilities,
-            "folders": folders,
-            "uidvalidity": int(examined[b"UIDVALIDITY"]),
-            "messages": int(examined.get(b"EXISTS", 0)),
-        }
-    finally:
-        client.logout()

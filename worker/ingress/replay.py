@@ -68,6 +68,20 @@ def replay(
     return summary
 
 
+def replay_with_progress(
+    gate: Mailgate, archive: Path, total: int, *, dry_run: bool = False
+) -> ReplaySummary:
+    """``replay`` with a progress bar on standard error, as ``mailgate replay`` shows it."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task("replaying" + (" (dry run)" if dry_run else ""), total=total)
+        summary = replay(gate, archive, dry_run=dry_run, advance=lambda: progress.advance(task))
+        progress.update(task, completed=total)
+    return summary
+
+
 def _batches(
     archive: Path, summary: ReplaySummary, advance: Callable[[], None]
 ) -> Iterator[list[tuple[bytes, Envelope]]]:
