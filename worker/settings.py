@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker import settings_check
 from worker.errors import ConfigError
 from worker.launcher import DEFAULT_DATA_DIR, socket_path
 
@@ -313,12 +314,12 @@ def _url(value: str | None, schemes: tuple[str, ...], expected: str) -> str | No
     return value
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(error: ValidationError, where: Any = None) -> str:
     first = error.errors()[0]
     loc = ".".join(str(part) for part in first["loc"]) or "?"
     if not first["loc"]:  # a model validator: its message names the settings itself
         return "bad setting " + str(first["msg"]).removeprefix("Value error, ")
-    name = f"MAILGATE_{loc.upper()}"
+    name = where(loc) if where is not None else f"MAILGATE_{loc.upper()}"
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         return f"unknown setting {name}"
@@ -337,12 +338,22 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             raise ConfigError(f"config file {config_file}: {exc.strerror or exc}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {config_file}: {exc}") from None
-        values = {key.lower().removeprefix("mailgate_"): value for key, value in values.items()}
+    known = settings_check.known_names(Settings)
+    if config_file is not None:  # a typo must not silently drop a setting (SPEC "Settings")
+        settings_check.check_file(values, config_file, known)
+    settings_check.check_environment(os.environ, known)
+    file_keys = list(values)
+    values = {settings_check.file_key(key): value for key, value in values.items()}
     values.update(overrides)
     try:
         settings = _SettingsWithFile(**values) if values else Settings()
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+
+        def where(name: str) -> str:
+            source = settings_check.source_of(name, os.environ, file_keys)
+            return source if source.startswith("MAILGATE_") else f"{source} in {config_file}"
+
+        raise ConfigError(_describe(exc, where)) from None
     return settings
 
 
