@@ -37,6 +37,8 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(imap_app, name="imap")
 
 _state: dict[str, Any] = {"config": None}
+SINCE_HELP = "From this time (ISO 8601)."
+UNTIL_HELP = "Before this time (ISO 8601)."
 REPLAY = codes.ExitCodes(
     transient_hint="replay interrupted, rerun to continue "
     "(decided messages are skipped as duplicates): "
@@ -45,6 +47,15 @@ REPLAY = codes.ExitCodes(
 
 def settings() -> Settings:
     return read_settings(_state["config"])
+
+
+def _period(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until``; a period that ends before it starts is a usage error
+    (it would silently find nothing)."""
+    start, end = _when(since, "--since"), _when(until, "--until")
+    if start is not None and end is not None and start >= end:
+        raise UsageProblem(f"--since {since} is not before --until {until}")
+    return start, end
 
 
 def _when(text: str | None, option: str) -> datetime | None:
@@ -76,7 +87,10 @@ def serve(
     workers: Annotated[
         int,
         typer.Option(
-            min=1, max=64, help="Processes sharing the ports (SO_REUSEPORT); one per core pays."
+            min=1,
+            max=64,
+            metavar="N",
+            help="Processes sharing the ports (SO_REUSEPORT); one per core pays.",
         ),
     ] = 1,
 ) -> None:
@@ -115,9 +129,12 @@ def ingest(
         ),
     ] = None,
     sender: Annotated[
-        str | None, typer.Option(help="Envelope sender; <> or MAILER-DAEMON for null.")
+        str | None,
+        typer.Option(metavar="ADDRESS", help="Envelope sender; <> or MAILER-DAEMON for null."),
     ] = None,
-    recipient: Annotated[list[str] | None, typer.Option(help="Envelope recipient.")] = None,
+    recipient: Annotated[
+        list[str] | None, typer.Option(metavar="ADDRESS", help="Envelope recipient.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision object.")] = False,
 ) -> None:
     """Decide one message (an MTA pipe transport).
@@ -136,29 +153,62 @@ def ingest(
 @app.command()
 @exits()
 def explain(
-    file: Annotated[str, typer.Argument(help="Message file, or - for standard input.")],
-    sender: Annotated[str | None, typer.Option(help="Envelope sender; <> for null.")] = None,
-    recipient: Annotated[list[str] | None, typer.Option(help="Envelope recipient.")] = None,
-    at: Annotated[str | None, typer.Option(help="Decide as if received at this time.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    file: Annotated[
+        str | None,
+        typer.Argument(metavar="FILE", help="Message file, or - for standard input."),
+    ] = None,
+    sender: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Envelope sender; <> for null.")
+    ] = None,
+    recipient: Annotated[
+        list[str] | None, typer.Option(metavar="ADDRESS", help="Envelope recipient.")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option(metavar="TIME", help="Decide as if received at this time.")
+    ] = None,
+    decision_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            metavar="ID",
+            help="Instead of FILE: the stored decision (its id from the SMTP answer, or "
+            "its seq) with the trace recorded when it was decided.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision object.")] = False,
 ) -> None:
     """Dry run: the decision and its full rule trace. Writes nothing, sends nothing."""
     from worker.console import print_explain, print_json
-    from worker.ingress import pipe
 
-    when = _when(at, "--at")
-    delivery = pipe.PipeDelivery(source=file, sender=sender, recipients=tuple(recipient or []))
-    decision = pipe.explain(settings(), delivery, when)
-    if as_json:
-        print_json(decision.as_dict())
+    if (file is None) == (decision_id is None):
+        raise UsageProblem("give a message FILE or --id of a past decision, not both")
+    if decision_id is not None:
+        from worker.stored_decision import find_stored
+
+        record = find_stored(open_gate(settings()).read_engine, decision_id)
     else:
-        print_explain(decision)
+        from worker.ingress import pipe
+
+        when = _when(at, "--at")
+        delivery = pipe.PipeDelivery(
+            source=str(file), sender=sender, recipients=tuple(recipient or [])
+        )
+        record = pipe.explain(settings(), delivery, when).as_dict()
+    if as_json:
+        print_json(record)
+    else:
+        print_explain(record)
 
 
 @app.command()
 @exits(REPLAY)
 def replay(
-    archive: Annotated[Path, typer.Argument(help="An mbox file or a Maildir folder.")],
+    archive: Annotated[
+        Path,
+        typer.Argument(
+            metavar="MBOX|MAILDIR|FILE", help="An mbox file, a Maildir folder or one message."
+        ),
+    ],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide, write nothing.")] = False,
 ) -> None:
     """Decide an archive, each message under the policy in force when it was received."""
@@ -184,11 +234,17 @@ def replay(
 @exits()
 def tickets_add(
     ticket_id: Annotated[str, typer.Argument(metavar="ID")],
-    kind: Annotated[str, typer.Option(help="technical or customer_care")],
-    participant: Annotated[list[str] | None, typer.Option(help="Participant address.")] = None,
-    domain: Annotated[list[str] | None, typer.Option(help="Organisation domain.")] = None,
-    status: Annotated[str, typer.Option(help="open or closed")] = "open",
-    closed_at: Annotated[str | None, typer.Option(help="When it was closed (ISO 8601).")] = None,
+    kind: Annotated[str, typer.Option(metavar="KIND", help="technical or customer_care")],
+    participant: Annotated[
+        list[str] | None, typer.Option(metavar="ADDRESS", help="Participant address.")
+    ] = None,
+    domain: Annotated[
+        list[str] | None, typer.Option(metavar="DOMAIN", help="Organisation domain.")
+    ] = None,
+    status: Annotated[str, typer.Option(metavar="STATUS", help="open or closed")] = "open",
+    closed_at: Annotated[
+        str | None, typer.Option(metavar="TIME", help="When it was closed (ISO 8601).")
+    ] = None,
 ) -> None:
     """Add or replace one ticket."""
     from pydantic import ValidationError
@@ -196,6 +252,8 @@ def tickets_add(
     from worker.console import out
     from worker.tickets import TicketRecord, describe_error, upsert
 
+    if closed_at is not None and status != "closed":
+        raise UsageProblem(f"--closed-at: only for a closed ticket (--status closed), not {status}")
     cfg = settings()
     data: dict[str, Any] = {
         "id": ticket_id,
@@ -216,7 +274,9 @@ def tickets_add(
 
 @tickets_app.command("import")
 @exits()
-def tickets_import(file: Annotated[Path, typer.Argument(help="CSV or JSON lines.")]) -> None:
+def tickets_import(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV or JSON lines.")],
+) -> None:
     """Import tickets; a bad row is reported with its line and field, and nothing changes."""
     from worker.console import out
     from worker.tickets import parse_file, upsert
@@ -252,20 +312,33 @@ def tickets_token(ticket_id: Annotated[str, typer.Argument(metavar="ID")]) -> No
 @app.command()
 @exits()
 def decisions(
-    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
-    until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601).")] = None,
-    decision: Annotated[str | None, typer.Option(help="Only this decision.")] = None,
-    rule: Annotated[str | None, typer.Option(help="Only decided by this rule.")] = None,
-    sender: Annotated[str | None, typer.Option(help="Only this envelope sender.")] = None,
-    ticket: Annotated[str | None, typer.Option(help="Only this ticket.")] = None,
-    channel: Annotated[str | None, typer.Option(help="smtp, lmtp, imap, pipe, replay")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    since: Annotated[str | None, typer.Option(metavar="TIME", help=SINCE_HELP)] = None,
+    until: Annotated[str | None, typer.Option(metavar="TIME", help=UNTIL_HELP)] = None,
+    decision: Annotated[
+        str | None, typer.Option(metavar="DECISION", help="Only this decision.")
+    ] = None,
+    rule: Annotated[
+        str | None, typer.Option(metavar="RULE", help="Only decided by this rule.")
+    ] = None,
+    sender: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Only this envelope sender.")
+    ] = None,
+    ticket: Annotated[str | None, typer.Option(metavar="ID", help="Only this ticket.")] = None,
+    channel: Annotated[
+        str | None, typer.Option(metavar="CHANNEL", help="smtp, lmtp, milter, imap, pipe, replay")
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="table, json or csv")
+    ] = "table",
+    limit: Annotated[int, typer.Option(metavar="N", help="At most this many, newest first.")] = 100,
     public_id: Annotated[
-        str | None, typer.Option("--id", help="The id from the SMTP answer (queued as …).")
+        str | None,
+        typer.Option("--id", metavar="ID", help="The id from the SMTP answer (queued as …)."),
     ] = None,
     rejected: Annotated[bool, typer.Option("--rejected", help="Every rejection.")] = False,
-    before: Annotated[int | None, typer.Option(help="Only older than this seq (paging).")] = None,
+    before: Annotated[
+        int | None, typer.Option(metavar="SEQ", help="Only older than this seq (paging).")
+    ] = None,
 ) -> None:
     """The decision log, with the delivery state of each automatic reply."""
     from worker.console import print_decisions
@@ -278,9 +351,10 @@ def decisions(
         raise UsageProblem(
             f"--decision: unknown decision {decision!r}; one of {', '.join(DECISIONS)}"
         )
+    start, end = _period(since, until)
     wanted = DecisionFilter(
-        since=_when(since, "--since"),
-        until=_when(until, "--until"),
+        since=start,
+        until=end,
         decision=decision,
         rule=rule,
         sender=sender,
@@ -297,10 +371,14 @@ def decisions(
 @app.command()
 @exits()
 def report(
-    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
-    until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="text, json, csv or html")] = "text",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here.")] = None,
+    since: Annotated[str | None, typer.Option(metavar="TIME", help=SINCE_HELP)] = None,
+    until: Annotated[str | None, typer.Option(metavar="TIME", help=UNTIL_HELP)] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="text, json, csv or html")
+    ] = "text",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", metavar="FILE", help="Write here.")
+    ] = None,
 ) -> None:
     """Aggregates for ops and auditors over a period."""
     import sys
@@ -312,7 +390,7 @@ def report(
     renderers = {"text": render_text, "json": render_json, "csv": render_csv, "html": render_html}
     if fmt not in renderers:
         raise UsageProblem(f"--format: expected one of {', '.join(renderers)}, got {fmt!r}")
-    start, end = _when(since, "--since"), _when(until, "--until")
+    start, end = _period(since, until)
     text = renderers[fmt](build_report(open_gate(settings()).read_engine, start, end))
     if output is None:
         sys.stdout.write(text)
@@ -326,7 +404,11 @@ def report(
 def audit_verify(
     export: Annotated[
         Path | None,
-        typer.Option("--export", help="Verify an export file offline instead of the database."),
+        typer.Option(
+            "--export",
+            metavar="FILE",
+            help="Verify an export file offline instead of the database.",
+        ),
     ] = None,
 ) -> None:
     """Check the decision chain; exit 1 naming the first broken row."""
@@ -349,7 +431,9 @@ def audit_verify(
 
 @audit_app.command("export")
 @exits()
-def audit_export(file: Annotated[Path, typer.Argument(help="JSON lines to write.")]) -> None:
+def audit_export(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="JSON lines to write.")],
+) -> None:
     """Write the decision chain for an auditor: one JSON line per decision, then the head."""
     from worker.audit import export_chain
     from worker.console import out
@@ -364,7 +448,9 @@ def audit_export(file: Annotated[Path, typer.Argument(help="JSON lines to write.
 @policy_app.command("check")
 @exits()
 def policy_check(
-    file: Annotated[Path | None, typer.Argument(help="One policy file; default: all.")] = None,
+    file: Annotated[
+        Path | None, typer.Argument(metavar="FILE", help="One policy file; default: all.")
+    ] = None,
 ) -> None:
     """Validate policy documents; a problem names the file, the key and what is wrong."""
     from worker.console import out
@@ -389,7 +475,9 @@ def policy_check(
 @policy_app.command("show")
 @exits()
 def policy_show(
-    at: Annotated[str | None, typer.Option(help="In force at this time instead of now.")] = None,
+    at: Annotated[
+        str | None, typer.Option(metavar="TIME", help="In force at this time instead of now.")
+    ] = None,
 ) -> None:
     """Which policy version is in force now (or at --at)."""
     from worker.console import print_policy
@@ -418,4 +506,10 @@ def imap_check() -> None:
 
 
 def main() -> None:
+    import sys
+
+    from worker.cli_args import hoist_config, plain_metavars
+
+    sys.argv[1:] = hoist_config(sys.argv[1:])
+    plain_metavars()
     codes.run(app)

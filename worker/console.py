@@ -19,7 +19,6 @@ from rich.table import Table
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from worker.decision import Decision
     from worker.ingress.replay import ReplaySummary
     from worker.policy.document import Policy
     from worker.settings import Settings
@@ -49,14 +48,19 @@ def print_json(value: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(value) + "\n")
 
 
-def print_explain(decision: Decision) -> None:
-    """The decision, then each rule of the trace with hit or miss and its reason."""
-    out.print(f"decision: {decision.decision}  (rule {decision.rule})")
-    out.print(f"policy:   {decision.policy}  sha256 {decision.policy_sha256}")
-    out.print(f"ticket:   {decision.ticket or '-'}")
-    out.print(f"reply:    {decision.reply['status']}  {decision.reply['reason'] or ''}")
+def print_explain(decision: dict[str, Any]) -> None:
+    """A decision object (``Decision.as_dict()``, or a stored one), then each rule of the
+    trace with hit or miss and its reason."""
+    out.print(f"decision: {decision['decision']}  (rule {decision['rule']})")
+    if decision.get("seq") is not None:
+        out.print(f"recorded: seq {decision['seq']}  received {decision['received_at']}")
+    if decision.get("duplicate_of") is not None:
+        out.print(f"repeats:  the decision with id {decision['duplicate_of']}")
+    out.print(f"policy:   {decision['policy']}  sha256 {decision['policy_sha256']}")
+    out.print(f"ticket:   {decision['ticket'] or '-'}")
+    out.print(f"reply:    {decision['reply']['status']}  {decision['reply']['reason'] or ''}")
     table = Table("rule", "result", "reason", "description", show_lines=False)
-    for step in decision.trace:
+    for step in decision["trace"]:
         hit = "HIT" if step["hit"] else "miss"
         table.add_row(step["rule"], hit, step["reason"], step.get("description", ""))
     out.print(table)
