@@ -230,6 +230,22 @@ def replay(
     print_replay(archive, summary, dry_run)
 
 
+@app.command()
+@exits()
+def migrate() -> None:
+    """Bring the database to this release's schema (every command also does it on start)."""
+    from worker.console import out
+    from worker.store.db import make_engine
+    from worker.store.upgrade import migrate_command
+
+    cfg = settings()
+    before, after = migrate_command(make_engine(cfg.effective_database_url, cfg.db_busy_timeout))
+    if before == after:
+        out.print(f"database schema already at revision {after}")
+    else:
+        out.print(f"database schema migrated from revision {before or 'none'} to {after}")
+
+
 @tickets_app.command("add")
 @exits()
 def tickets_add(

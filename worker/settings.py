@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from worker import settings_check
 from worker.errors import ConfigError
 from worker.launcher import DEFAULT_DATA_DIR, socket_path
+from worker.shipped import shipped_policy_dir
 
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 MIN_REPLY_SECRET = 32
@@ -55,7 +56,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     database_url: str | None = None
-    policy_dir: Path = Path("./policies")
+    # Unset: the policies shipped in the package (SPEC "Installing"), wherever it runs from.
+    policy_dir: Path = Field(default_factory=shipped_policy_dir)
     smtp_listen: str | None = "127.0.0.1:2525"
     lmtp_listen: str | None = None
     milter_listen: str | None = None
