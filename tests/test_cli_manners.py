@@ -174,3 +174,39 @@ def test_empty_message_is_quarantined(cli: CliRunner) -> None:
     code, out, err = invoke(cli, "ingest", "--json", stdin=b"")
     assert code == 0, err
     assert '"decision": "quarantined"' in out and "no header fields" in out
+
+
+PROBE = """
+import sys
+from worker.cli import main
+sys.argv = ["mailgate", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+loaded = {name for name in sys.modules}
+print(" ".join(sorted(m for m in {MODULES} if m in loaded)), file=sys.__stderr__)
+"""
+
+
+def imported(tmp_path: Path, modules: set[str], *args: str) -> set[str]:
+    """Which of ``modules`` a `mailgate ARGS` process had imported when it ended."""
+    program = PROBE.replace("{MODULES}", repr(modules))
+    result = subprocess.run(
+        [sys.executable, "-c", program, *args],
+        env=cli_env(str(tmp_path / "var")),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return set(result.stderr.split("\n")[-2].split())
+
+
+def test_commands_import_only_what_they_use(tmp_path: Path) -> None:
+    """--help loads no settings model, store or log library; a CSV query loads no pipeline,
+    no policies (which each query would otherwise pay for at every start)."""
+    heavy = {"pydantic_settings", "sqlalchemy", "structlog", "worker.pipeline", "worker.policy"}
+    assert imported(tmp_path, heavy, "--help") == set()
+    query = imported(tmp_path, heavy, "decisions", "--format", "csv")
+    assert query == {"pydantic_settings", "sqlalchemy", "structlog"}, query

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,8 +18,10 @@ from worker import exits as codes
 from worker.clock import parse_when, utcnow
 from worker.errors import ConfigError, UsageProblem
 from worker.exits import exits, fail
-from worker.settings import Settings
-from worker.startup import open_gate, read_settings
+from worker.startup import open_gate, open_store, read_settings
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 app = typer.Typer(
     add_completion=False,
@@ -185,7 +187,7 @@ def explain(
     if decision_id is not None:
         from worker.stored_decision import find_stored
 
-        record = find_stored(open_gate(settings()).read_engine, decision_id)
+        record = find_stored(open_store(settings()), decision_id)
     else:
         from worker.ingress import pipe
 
@@ -381,7 +383,7 @@ def decisions(
         rejected=rejected,
         before=before,
     )
-    print_decisions(open_gate(settings()).read_engine, wanted, fmt)
+    print_decisions(open_store(settings()), wanted, fmt)
 
 
 @app.command()
@@ -407,7 +409,7 @@ def report(
     if fmt not in renderers:
         raise UsageProblem(f"--format: expected one of {', '.join(renderers)}, got {fmt!r}")
     start, end = _period(since, until)
-    text = renderers[fmt](build_report(open_gate(settings()).read_engine, start, end))
+    text = renderers[fmt](build_report(open_store(settings()), start, end))
     if output is None:
         sys.stdout.write(text)
         return
@@ -439,7 +441,7 @@ def audit_verify(
             fail(f"audit chain broken in {export}: {result.problem}", 1)
         out.print(f"audit export intact: {result.rows} decisions")
         return
-    result, head = verify_database(open_gate(settings()).read_engine)
+    result, head = verify_database(open_store(settings()))
     if not result.ok:
         fail(f"audit chain broken: {result.problem}", 1)
     out.print(f"audit chain intact: {result.rows} decisions, head {head[:16]}…")
@@ -455,9 +457,9 @@ def audit_export(
     from worker.console import out
     from worker.files import opened_for_writing
 
-    gate = open_gate(settings())
+    engine = open_store(settings())
     with opened_for_writing(file) as handle:
-        count, head = export_chain(gate.read_engine, handle)
+        count, head = export_chain(engine, handle)
     out.print(f"exported {count} decisions to {file}; head {head}")
 
 

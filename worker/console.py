@@ -13,10 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-
 if TYPE_CHECKING:
+    from rich.console import Console
     from sqlalchemy import Engine
 
     from worker.ingress.replay import ReplaySummary
@@ -24,7 +22,28 @@ if TYPE_CHECKING:
     from worker.settings import Settings
     from worker.store.queries import DecisionFilter
 
-out = Console(highlight=False, soft_wrap=True)
+
+class _Console:
+    """rich's Console, made on first use: CSV and JSON output never pay rich's import."""
+
+    _console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(highlight=False, soft_wrap=True)
+        return getattr(self._console, name)
+
+
+out: Any = _Console()
+
+
+def Table(*columns: str, **options: Any) -> Any:
+    from rich.table import Table as RichTable
+
+    return RichTable(*columns, **options)
+
 
 DECISION_COLUMNS = (
     "seq",
@@ -118,6 +137,8 @@ def print_decisions(engine: Engine, wanted: DecisionFilter, fmt: str) -> None:
         for record in records:
             table.add_row(*(str(record[c] or "-") for c in TABLE_COLUMNS))
         # Piped into a file or a pager, keep whole values rather than squeeze to 80 columns.
+        from rich.console import Console
+
         console = out if out.is_terminal else Console(highlight=False, width=260)
         console.print(table)
 

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
-import structlog
 import typer
 
 from worker.errors import (
@@ -112,6 +111,8 @@ def exits(codes: ExitCodes = OPERATOR) -> Callable[[Command], Command]:
                 closed_pipe()
             except Exception as exc:
                 if not isinstance(exc, MailgateError):  # a bug: the caller may still retry
+                    import structlog  # only here: a command that works never pays for it
+
                     log = structlog.get_logger("mailgate")
                     log.exception("command_failed", command=_name(run))
                 fail(*failure(exc, codes))
