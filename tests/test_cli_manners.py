@@ -119,6 +119,15 @@ def test_hoist_config_keeps_everything_else_in_order() -> None:
     ]
 
 
+def test_launcher_hands_off_with_config_after_ingest() -> None:
+    """The pipe's fast path reads `ingest - --config FILE` as the command line does."""
+    from worker.launcher import IngestCall
+
+    for argv in (["ingest", "-", "--config", "/c.toml"], ["ingest", "--config=/c.toml", "-"]):
+        call = IngestCall.parse(argv)
+        assert (call.config, call.positional) == ("/c.toml", ["-"]), argv
+
+
 def test_help_shows_metavars_not_python_types(cli: CliRunner) -> None:
     """No `<str>`, `<bool>` or `{ID}` in any help; options show what they take."""
     for command in (["decisions"], ["tickets", "add"], ["explain"], ["ingest"], ["report"]):
