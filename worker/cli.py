@@ -16,6 +16,7 @@ import typer
 
 from worker import exits as codes
 from worker.clock import parse_when, utcnow
+from worker.decision import CHANNELS, DECISIONS
 from worker.errors import ConfigError, UsageProblem
 from worker.exits import exits, fail
 from worker.startup import open_gate, open_store, read_settings
@@ -312,6 +313,7 @@ def tickets_token(ticket_id: Annotated[str, typer.Argument(metavar="ID")]) -> No
     from worker.console import out
     from worker.matching import normalize_ticket_id
     from worker.policy.document import PolicySet
+    from worker.runtime import reply_secret
     from worker.tokens import ReplyTokens
 
     cfg = settings()
@@ -319,7 +321,7 @@ def tickets_token(ticket_id: Annotated[str, typer.Argument(metavar="ID")]) -> No
     if policy is None:
         raise ConfigError("no policy in force now")
     domain = (cfg.support_domains or policy.document.support_domains)[0]
-    tokens = ReplyTokens(cfg.resolved_reply_secret())
+    tokens = ReplyTokens(reply_secret(cfg))
     ticket = normalize_ticket_id(ticket_id)
     out.print(
         f"Reply-To: {tokens.reply_address(ticket, policy.document.support_local_part, domain)}"
@@ -333,7 +335,8 @@ def decisions(
     since: Annotated[str | None, typer.Option(metavar="TIME", help=SINCE_HELP)] = None,
     until: Annotated[str | None, typer.Option(metavar="TIME", help=UNTIL_HELP)] = None,
     decision: Annotated[
-        str | None, typer.Option(metavar="DECISION", help="Only this decision.")
+        str | None,
+        typer.Option(metavar="DECISION", help="Only this decision: " + ", ".join(DECISIONS) + "."),
     ] = None,
     rule: Annotated[
         str | None, typer.Option(metavar="RULE", help="Only decided by this rule.")
@@ -343,7 +346,8 @@ def decisions(
     ] = None,
     ticket: Annotated[str | None, typer.Option(metavar="ID", help="Only this ticket.")] = None,
     channel: Annotated[
-        str | None, typer.Option(metavar="CHANNEL", help="smtp, lmtp, milter, imap, pipe, replay")
+        str | None,
+        typer.Option(metavar="CHANNEL", help="Only this channel: " + ", ".join(CHANNELS) + "."),
     ] = None,
     fmt: Annotated[
         str, typer.Option("--format", metavar="FORMAT", help="table, json or csv")
@@ -360,7 +364,6 @@ def decisions(
 ) -> None:
     """The decision log, with the delivery state of each automatic reply."""
     from worker.console import print_decisions
-    from worker.decision import DECISIONS
     from worker.store.queries import DecisionFilter
 
     if fmt not in ("table", "json", "csv"):
@@ -369,6 +372,8 @@ def decisions(
         raise UsageProblem(
             f"--decision: unknown decision {decision!r}; one of {', '.join(DECISIONS)}"
         )
+    if channel is not None and channel not in CHANNELS:
+        raise UsageProblem(f"--channel: unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
     start, end = _period(since, until)
     wanted = DecisionFilter(
         since=start,
