@@ -45,8 +45,63 @@ def test_config_file_with_environment_override(
 def test_unknown_key_in_config_file(tmp_path: Path) -> None:
     config = tmp_path / "mailgate.toml"
     config.write_text("smpt_listen = '127.0.0.1:25'\n")
-    with pytest.raises(ConfigError, match="unknown setting MAILGATE_SMPT_LISTEN"):
+    with pytest.raises(ConfigError) as raised:
         load_settings(config)
+    assert str(raised.value) == (
+        f"unknown setting 'smpt_listen' in {config}; did you mean smtp_listen?"
+    )
+
+
+def test_unknown_environment_variable_names_the_nearest_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A typo in the environment stops start-up, naming it, its source and the nearest name."""
+    monkeypatch.setenv("MAILGATE_SMTP_LISTNE", "127.0.0.1:2526")
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value) == (
+        "unknown setting MAILGATE_SMTP_LISTNE (from the environment); "
+        "did you mean MAILGATE_SMTP_LISTEN?"
+    )
+    monkeypatch.delenv("MAILGATE_SMTP_LISTNE")
+    monkeypatch.setenv("MAILGATE_FORWARD_T0", "desk@example.com")
+    with pytest.raises(ConfigError, match=r"did you mean MAILGATE_FORWARD_TO[?]"):
+        load_settings()
+    monkeypatch.delenv("MAILGATE_FORWARD_T0")
+    monkeypatch.setenv("MAILGATE_ZZZ", "1")
+    with pytest.raises(ConfigError, match=r"MAILGATE_ZZZ .*no setting has a similar name"):
+        load_settings()
+
+
+def test_known_names_follow_the_settings_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A setting added to the model is accepted without touching the guard."""
+    from worker.settings import Settings
+    from worker.settings_check import check_environment, known_names
+
+    class Extended(Settings):
+        webhook_secret: str | None = None
+
+    environ = {"MAILGATE_WEBHOOK_SECRET": "s"}
+    check_environment(environ, known_names(Extended))
+    with pytest.raises(ConfigError, match="MAILGATE_WEBHOOK_SECRET"):
+        check_environment(environ, known_names(Settings))
+
+
+def test_test_harness_variables_are_not_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """MAILGATE_TEST_* (CI exports them to every process it starts) are passed over."""
+    monkeypatch.setenv("MAILGATE_TEST_FORBID_SKIPS", "1")
+    monkeypatch.setenv("MAILGATE_FUZZ_EXAMPLES", "10")
+    monkeypatch.setenv("MAILGATE_SMTP_LISTEN", "127.0.0.1:2600")
+    assert load_settings().smtp_listen == "127.0.0.1:2600"
+
+
+def test_bad_value_in_config_file_names_the_file_and_key(tmp_path: Path) -> None:
+    """A bad value from the TOML file names the file and key, not an environment variable."""
+    config = tmp_path / "mailgate.toml"
+    config.write_text("smtp_listen = 'nowhere'\n")
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    assert str(raised.value).startswith(f"bad setting 'smtp_listen' in {config}: ")
 
 
 def test_postgres_url_gets_the_psycopg_driver(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,4 @@
-"""Reading mail archives for ``mailgate replay``: mbox files and Maildir folders.
+"""Reading mail archives for ``mailgate replay``: mbox files, Maildir folders, one message.
 
 Each message is decided under the policy in force at the time it was received. That time
 is the newest sane date among its ``Received`` headers (the last hop into the mailbox),
@@ -29,7 +29,20 @@ def open_archive(path: Path) -> mailbox.Mailbox:
     return mailbox.mbox(path, factory=None, create=False)
 
 
+def is_single_message(path: Path) -> bool:
+    """A file that is one message (an ``.eml``), not an mbox: it does not start with the
+    mbox ``From `` separator line. An empty file is an empty mbox."""
+    if not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        start = handle.read(5)
+    return bool(start) and start != b"From "
+
+
 def messages(path: Path) -> Iterator[bytes]:
+    if is_single_message(path):
+        yield path.read_bytes()
+        return
     archive = open_archive(path)
     try:
         for key in archive.iterkeys():
@@ -39,6 +52,8 @@ def messages(path: Path) -> Iterator[bytes]:
 
 
 def count(path: Path) -> int:
+    if is_single_message(path):
+        return 1
     archive = open_archive(path)
     try:
         return len(archive)

@@ -8,8 +8,9 @@ command is a function here with ``@exits()`` above it.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,10 +20,12 @@ from worker.clock import option_time, utcnow
 from worker.decision import CHANNELS, DECISIONS
 from worker.errors import ConfigError, UsageProblem
 from worker.exits import exits, fail
-from worker.settings import Settings
-from worker.startup import open_gate, read_settings
+from worker.startup import open_gate, open_store, read_settings
 from worker.tickets_commands import refuse_unmatchable
 from worker.tickets_commands import register as register_ticket_commands
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 app = typer.Typer(
     add_completion=False,
@@ -45,6 +48,8 @@ app.add_typer(operators_app, name="operators")
 audit_app.command("access")(audit_access)
 
 _state: dict[str, Any] = {"config": None}
+SINCE_HELP = "From this time (ISO 8601)."
+UNTIL_HELP = "Before this time (ISO 8601)."
 
 
 def settings() -> Settings:
@@ -52,6 +57,15 @@ def settings() -> Settings:
 
 
 _when = option_time  # an option's time; a bad value is a usage error naming the option
+
+
+def _period(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until``; a period that ends before it starts is a usage error
+    (it would silently find nothing)."""
+    start, end = _when(since, "--since"), _when(until, "--until")
+    if start is not None and end is not None and start >= end:
+        raise UsageProblem(f"--since {since} is not before --until {until}")
+    return start, end
 
 
 @app.callback()
@@ -74,7 +88,10 @@ def serve(
     workers: Annotated[
         int,
         typer.Option(
-            min=1, max=64, help="Processes sharing the ports (SO_REUSEPORT); one per core pays."
+            min=1,
+            max=64,
+            metavar="N",
+            help="Processes sharing the ports (SO_REUSEPORT); one per core pays.",
         ),
     ] = 1,
 ) -> None:
@@ -113,9 +130,12 @@ def ingest(
         ),
     ] = None,
     sender: Annotated[
-        str | None, typer.Option(help="Envelope sender; <> or MAILER-DAEMON for null.")
+        str | None,
+        typer.Option(metavar="ADDRESS", help="Envelope sender; <> or MAILER-DAEMON for null."),
     ] = None,
-    recipient: Annotated[list[str] | None, typer.Option(help="Envelope recipient.")] = None,
+    recipient: Annotated[
+        list[str] | None, typer.Option(metavar="ADDRESS", help="Envelope recipient.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision object.")] = False,
 ) -> None:
     """Decide one message (an MTA pipe transport).
@@ -134,25 +154,62 @@ def ingest(
 @app.command()
 @exits()
 def explain(
-    file: Annotated[str, typer.Argument(help="Message file, or - for standard input.")],
-    sender: Annotated[str | None, typer.Option(help="Envelope sender; <> for null.")] = None,
-    recipient: Annotated[list[str] | None, typer.Option(help="Envelope recipient.")] = None,
-    at: Annotated[str | None, typer.Option(help="Decide as if received at this time.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    file: Annotated[
+        str | None,
+        typer.Argument(metavar="FILE", help="Message file, or - for standard input."),
+    ] = None,
+    sender: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Envelope sender; <> for null.")
+    ] = None,
+    recipient: Annotated[
+        list[str] | None, typer.Option(metavar="ADDRESS", help="Envelope recipient.")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option(metavar="TIME", help="Decide as if received at this time.")
+    ] = None,
+    decision_id: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            metavar="ID",
+            help="Instead of FILE: the stored decision (its id from the SMTP answer, or "
+            "its seq) with the trace recorded when it was decided.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision object.")] = False,
 ) -> None:
     """Dry run: the decision and its full rule trace. Writes nothing, sends nothing."""
-    from worker.console import print_explain
-    from worker.ingress import pipe
+    from worker.console import print_explain, print_json
 
-    when = _when(at, "--at")
-    delivery = pipe.PipeDelivery(source=file, sender=sender, recipients=tuple(recipient or []))
-    print_explain(pipe.explain(settings(), delivery, when), as_json)
+    if (file is None) == (decision_id is None):
+        raise UsageProblem("give a message FILE or --id of a past decision, not both")
+    if decision_id is not None:
+        from worker.stored_decision import find_stored
+
+        record = find_stored(open_store(settings()), decision_id)
+    else:
+        from worker.ingress import pipe
+
+        when = _when(at, "--at")
+        delivery = pipe.PipeDelivery(
+            source=str(file), sender=sender, recipients=tuple(recipient or [])
+        )
+        record = pipe.explain(settings(), delivery, when).as_dict()
+    if as_json:
+        print_json(record)
+    else:
+        print_explain(record)
 
 
 @app.command()
 @exits(codes.REPLAY)
 def replay(
-    archive: Annotated[Path, typer.Argument(help="An mbox file or a Maildir folder.")],
+    archive: Annotated[
+        Path,
+        typer.Argument(
+            metavar="MBOX|MAILDIR|FILE", help="An mbox file, a Maildir folder or one message."
+        ),
+    ],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide, write nothing.")] = False,
 ) -> None:
     """Decide an archive, each message under the policy in force when it was received."""
@@ -165,15 +222,37 @@ def replay(
     print_replay(archive, summary, dry_run)
 
 
+@app.command()
+@exits()
+def migrate() -> None:
+    """Bring the database to this release's schema (every command also does it on start)."""
+    from worker.console import out
+    from worker.store.db import make_engine
+    from worker.store.upgrade import migrate_command
+
+    cfg = settings()
+    before, after = migrate_command(make_engine(cfg.effective_database_url, cfg.db_busy_timeout))
+    if before == after:
+        out.print(f"database schema already at revision {after}")
+    else:
+        out.print(f"database schema migrated from revision {before or 'none'} to {after}")
+
+
 @tickets_app.command("add")
 @exits()
 def tickets_add(
     ticket_id: Annotated[str, typer.Argument(metavar="ID")],
-    kind: Annotated[str, typer.Option(help="technical or customer_care")],
-    participant: Annotated[list[str] | None, typer.Option(help="Participant address.")] = None,
-    domain: Annotated[list[str] | None, typer.Option(help="Organisation domain.")] = None,
-    status: Annotated[str, typer.Option(help="open or closed")] = "open",
-    closed_at: Annotated[str | None, typer.Option(help="When it was closed (ISO 8601).")] = None,
+    kind: Annotated[str, typer.Option(metavar="KIND", help="technical or customer_care")],
+    participant: Annotated[
+        list[str] | None, typer.Option(metavar="ADDRESS", help="Participant address.")
+    ] = None,
+    domain: Annotated[
+        list[str] | None, typer.Option(metavar="DOMAIN", help="Organisation domain.")
+    ] = None,
+    status: Annotated[str, typer.Option(metavar="STATUS", help="open or closed")] = "open",
+    closed_at: Annotated[
+        str | None, typer.Option(metavar="TIME", help="When it was closed (ISO 8601).")
+    ] = None,
 ) -> None:
     """Add or replace one ticket."""
     from pydantic import ValidationError
@@ -181,6 +260,8 @@ def tickets_add(
     from worker.console import out
     from worker.tickets import TicketRecord, describe_error, upsert
 
+    if closed_at is not None and status != "closed":
+        raise UsageProblem(f"--closed-at: only for a closed ticket (--status closed), not {status}")
     cfg = settings()
     data: dict[str, Any] = {
         "id": ticket_id,
@@ -203,7 +284,9 @@ def tickets_add(
 
 @tickets_app.command("import")
 @exits()
-def tickets_import(file: Annotated[Path, typer.Argument(help="CSV or JSON lines.")]) -> None:
+def tickets_import(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV or JSON lines.")],
+) -> None:
     """Import tickets; a bad row is reported with its line and field, and nothing changes."""
     from worker.console import out
     from worker.tickets import parse_file, upsert
@@ -240,24 +323,35 @@ def tickets_token(ticket_id: Annotated[str, typer.Argument(metavar="ID")]) -> No
 @app.command()
 @exits()
 def decisions(
-    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
-    until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601).")] = None,
+    since: Annotated[str | None, typer.Option(metavar="TIME", help=SINCE_HELP)] = None,
+    until: Annotated[str | None, typer.Option(metavar="TIME", help=UNTIL_HELP)] = None,
     decision: Annotated[
-        str | None, typer.Option(help="Only this decision: " + ", ".join(DECISIONS) + ".")
+        str | None,
+        typer.Option(metavar="DECISION", help="Only this decision: " + ", ".join(DECISIONS) + "."),
     ] = None,
-    rule: Annotated[str | None, typer.Option(help="Only decided by this rule.")] = None,
-    sender: Annotated[str | None, typer.Option(help="Only this envelope sender.")] = None,
-    ticket: Annotated[str | None, typer.Option(help="Only this ticket.")] = None,
+    rule: Annotated[
+        str | None, typer.Option(metavar="RULE", help="Only decided by this rule.")
+    ] = None,
+    sender: Annotated[
+        str | None, typer.Option(metavar="ADDRESS", help="Only this envelope sender.")
+    ] = None,
+    ticket: Annotated[str | None, typer.Option(metavar="ID", help="Only this ticket.")] = None,
     channel: Annotated[
-        str | None, typer.Option(help="Only this channel: " + ", ".join(CHANNELS) + ".")
+        str | None,
+        typer.Option(metavar="CHANNEL", help="Only this channel: " + ", ".join(CHANNELS) + "."),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="table, json or csv")
+    ] = "table",
+    limit: Annotated[int, typer.Option(metavar="N", help="At most this many, newest first.")] = 100,
     public_id: Annotated[
-        str | None, typer.Option("--id", help="The id from the SMTP answer (queued as …).")
+        str | None,
+        typer.Option("--id", metavar="ID", help="The id from the SMTP answer (queued as …)."),
     ] = None,
     rejected: Annotated[bool, typer.Option("--rejected", help="Every rejection.")] = False,
-    before: Annotated[int | None, typer.Option(help="Only older than this seq (paging).")] = None,
+    before: Annotated[
+        int | None, typer.Option(metavar="SEQ", help="Only older than this seq (paging).")
+    ] = None,
 ) -> None:
     """The decision log, with the delivery state of each automatic reply."""
     from worker.console import print_decisions
@@ -265,9 +359,10 @@ def decisions(
     from worker.store.queries import DecisionFilter
 
     check_options(fmt, decision, channel)
+    start, end = _period(since, until)
     wanted = DecisionFilter(
-        since=_when(since, "--since"),
-        until=_when(until, "--until"),
+        since=start,
+        until=end,
         decision=decision,
         rule=rule,
         sender=sender,
@@ -278,16 +373,20 @@ def decisions(
         rejected=rejected,
         before=before,
     )
-    print_decisions(decision_records(open_gate(settings()).read_engine, wanted), fmt)
+    print_decisions(decision_records(open_store(settings()), wanted), fmt)
 
 
 @app.command()
 @exits()
 def report(
-    since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
-    until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="text, json, csv or html")] = "text",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write here.")] = None,
+    since: Annotated[str | None, typer.Option(metavar="TIME", help=SINCE_HELP)] = None,
+    until: Annotated[str | None, typer.Option(metavar="TIME", help=UNTIL_HELP)] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", metavar="FORMAT", help="text, json, csv or html")
+    ] = "text",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", metavar="FILE", help="Write here.")
+    ] = None,
 ) -> None:
     """Aggregates for ops and auditors over a period."""
     import sys
@@ -296,8 +395,8 @@ def report(
     from worker.files import write_text
     from worker.report import build_report, render
 
-    start, end = _when(since, "--since"), _when(until, "--until")
-    text = render(build_report(open_gate(settings()).read_engine, start, end), fmt)
+    start, end = _period(since, until)
+    text = render(build_report(open_store(settings()), start, end), fmt)
     if output is None:
         sys.stdout.write(text)
         return
@@ -310,7 +409,11 @@ def report(
 def audit_verify(
     export: Annotated[
         Path | None,
-        typer.Option("--export", help="Verify an export file offline instead of the database."),
+        typer.Option(
+            "--export",
+            metavar="FILE",
+            help="Verify an export file offline instead of the database.",
+        ),
     ] = None,
     ca_file: Annotated[
         Path | None,
@@ -328,22 +431,26 @@ def audit_verify(
 
 @audit_app.command("export")
 @exits()
-def audit_export(file: Annotated[Path, typer.Argument(help="JSON lines to write.")]) -> None:
+def audit_export(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="JSON lines to write.")],
+) -> None:
     """Write the chain for an auditor: one JSON line per record, then the head."""
     from worker.chain_store import export_chain
     from worker.console import out
     from worker.files import opened_for_writing
 
-    gate = open_gate(settings())
+    engine = open_store(settings())
     with opened_for_writing(file) as handle:
-        count, head = export_chain(gate.read_engine, handle)
+        count, head = export_chain(engine, handle)
     out.print(f"exported {count} records to {file}; head {head}")
 
 
 @policy_app.command("check")
 @exits()
 def policy_check(
-    file: Annotated[Path | None, typer.Argument(help="One policy file; default: all.")] = None,
+    file: Annotated[
+        Path | None, typer.Argument(metavar="FILE", help="One policy file; default: all.")
+    ] = None,
 ) -> None:
     """Validate policy documents; a problem names the file, the key and what is wrong."""
     from worker.console import out
@@ -368,7 +475,9 @@ def policy_check(
 @policy_app.command("show")
 @exits()
 def policy_show(
-    at: Annotated[str | None, typer.Option(help="In force at this time instead of now.")] = None,
+    at: Annotated[
+        str | None, typer.Option(metavar="TIME", help="In force at this time instead of now.")
+    ] = None,
 ) -> None:
     """Which policy version is in force now (or at --at)."""
     from worker.console import print_policy
@@ -404,4 +513,10 @@ _evidence_commands()
 
 
 def main() -> None:
+    import sys
+
+    from worker.cli_args import hoist_config, plain_metavars
+
+    sys.argv[1:] = hoist_config(sys.argv[1:])
+    plain_metavars()
     codes.run(app)

@@ -14,17 +14,36 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-
 from worker.decision_log import DECISION_COLUMNS
 
 if TYPE_CHECKING:
-    from worker.decision import Decision
+    from rich.console import Console
+
     from worker.ingress.replay import ReplaySummary
     from worker.policy.document import Policy
 
-out = Console(highlight=False, soft_wrap=True)
+
+class _Console:
+    """rich's Console, made on first use: CSV and JSON output never pay rich's import."""
+
+    _console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(highlight=False, soft_wrap=True)
+        return getattr(self._console, name)
+
+
+out: Any = _Console()
+
+
+def Table(*columns: str, **options: Any) -> Any:
+    from rich.table import Table as RichTable
+
+    return RichTable(*columns, **options)
+
 
 TABLE_COLUMNS = DECISION_COLUMNS[:12]
 
@@ -33,18 +52,19 @@ def print_json(value: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(value) + "\n")
 
 
-def print_explain(decision: Decision, as_json: bool = False) -> None:
-    """The decision, then each rule of the trace with hit or miss and its reason (with
-    ``as_json``: the decision object, descriptions in its trace)."""
-    if as_json:
-        print_json(decision.as_dict())
-        return
-    out.print(f"decision: {decision.decision}  (rule {decision.rule})")
-    out.print(f"policy:   {decision.policy}  sha256 {decision.policy_sha256}")
-    out.print(f"ticket:   {decision.ticket or '-'}")
-    out.print(f"reply:    {decision.reply.status}  {decision.reply.reason or ''}")
+def print_explain(decision: dict[str, Any]) -> None:
+    """A decision object (``Decision.as_dict()``, or a stored one), then each rule of the
+    trace with hit or miss and its reason."""
+    out.print(f"decision: {decision['decision']}  (rule {decision['rule']})")
+    if decision.get("seq") is not None:
+        out.print(f"recorded: seq {decision['seq']}  received {decision['received_at']}")
+    if decision.get("duplicate_of") is not None:
+        out.print(f"repeats:  the decision with id {decision['duplicate_of']}")
+    out.print(f"policy:   {decision['policy']}  sha256 {decision['policy_sha256']}")
+    out.print(f"ticket:   {decision['ticket'] or '-'}")
+    out.print(f"reply:    {decision['reply']['status']}  {decision['reply']['reason'] or ''}")
     table = Table("rule", "result", "reason", "description", show_lines=False)
-    for step in decision.trace:
+    for step in decision["trace"]:
         hit = "HIT" if step["hit"] else "miss"
         table.add_row(step["rule"], hit, step["reason"], step.get("description", ""))
     out.print(table)
@@ -91,5 +111,7 @@ def print_decisions(records: list[dict[str, Any]], fmt: str) -> None:
         for record in records:
             table.add_row(*(str(record[c] or "-") for c in TABLE_COLUMNS))
         # Piped into a file or a pager, keep whole values rather than squeeze to 80 columns.
+        from rich.console import Console
+
         console = out if out.is_terminal else Console(highlight=False, width=260)
         console.print(table)

@@ -13,12 +13,12 @@ rather than click's 2, which a pipe transport would read as a permanent failure.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
-import structlog
 import typer
 
 from worker.errors import (
@@ -96,7 +96,9 @@ def failure(error: Exception, codes: ExitCodes) -> tuple[str, int]:
 
 
 def fail(message: str, code: int) -> NoReturn:
-    sys.stderr.write(f"mailgate: {message}\n")
+    # One line, whatever a driver put in its text (psycopg adds "\n\tIs the server running").
+    line = " ".join(part.strip() for part in message.strip().splitlines() if part.strip())
+    sys.stderr.write(f"mailgate: {line}\n")
     raise typer.Exit(code)
 
 
@@ -110,8 +112,12 @@ def exits(codes: ExitCodes = OPERATOR) -> Callable[[Command], Command]:
                 return command(*args, **kwargs)
             except (typer.Exit, typer.Abort, typer.TyperException):
                 raise  # typer's own signals: an exit code already chosen, or a usage error
+            except BrokenPipeError:
+                closed_pipe()
             except Exception as exc:
                 if not isinstance(exc, MailgateError):  # a bug: the caller may still retry
+                    import structlog  # only here: a command that works never pays for it
+
                     log = structlog.get_logger("mailgate")
                     log.exception("command_failed", command=_name(run))
                 fail(*failure(exc, codes))
@@ -125,10 +131,26 @@ def _name(function: Callable[..., Any]) -> str:
     return getattr(function, "__name__", "?").replace("_", " ")
 
 
-def run(app: typer.Typer) -> NoReturn:
+def closed_pipe() -> NoReturn:
+    """The reader went away (``mailgate decisions | head -3``): what it wanted, it has.
+
+    Standard output is pointed at /dev/null so that the interpreter's last flush finds no
+    pipe to complain about, and the command ends quietly with 0, as ``cat`` would be
+    killed quietly by SIGPIPE (which Python ignores).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    raise SystemExit(EX_OK)
+
+
+def run(app: Callable[..., Any]) -> NoReturn:
     """Run the command line; a usage error prints click's text and exits 64 (EX_USAGE)."""
     try:
         code = app(standalone_mode=False)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+    except BrokenPipeError:
+        closed_pipe()
     except typer.TyperException as exc:  # click's usage errors, vendored by typer
         show = getattr(exc, "show", None)
         if callable(show):

@@ -100,7 +100,7 @@ class IngestCall:
                 call.json = True
             else:
                 name, equals, value = arg.partition("=")
-                if name not in ("--sender", "--recipient"):
+                if name not in ("--sender", "--recipient", "--config"):
                     raise NotForHandoff  # --help, an unknown option: typer answers
                 if not equals:
                     if not rest:
@@ -108,6 +108,8 @@ class IngestCall:
                     value = rest.pop(0)  # click takes the next word, whatever it is
                 if name == "--sender":
                     call.sender = value
+                elif name == "--config":  # accepted after the subcommand too (cli_args)
+                    call.config = value
                 else:
                     call.recipients.append(value)
         return call

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from worker.errors import ConfigError
 from worker.ingest_socket import DEFAULT_DATA_DIR
+from worker.shipped import shipped_policy_dir
 
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 MIN_REPLY_SECRET = 32
@@ -33,7 +34,8 @@ class StoreSettings(BaseModel):
 
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     database_url: str | None = None
-    policy_dir: Path = Path("./policies")
+    # Unset: the policies shipped in the package (SPEC "Installing"), wherever it runs from.
+    policy_dir: Path = Field(default_factory=shipped_policy_dir)
     # How long a SQLite writer waits for the lock before the message is answered 451.
     db_busy_timeout: float = Field(default=15, gt=0)
     retention_days: float | None = Field(default=None, gt=0)

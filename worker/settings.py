@@ -12,6 +12,7 @@ secret a setting may leave unset is generated in one place, ``worker.runtime``.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker import settings_check
 from worker.errors import ConfigError
 from worker.ingest_socket import socket_path
 from worker.setting_groups import (
@@ -62,12 +64,12 @@ class Settings(
         return None if path is None else Path(path)
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(error: ValidationError, where: Any = None) -> str:
     first = error.errors()[0]
     loc = ".".join(str(part) for part in first["loc"]) or "?"
     if not first["loc"]:  # a model validator: its message names the settings itself
         return "bad setting " + str(first["msg"]).removeprefix("Value error, ")
-    name = f"MAILGATE_{loc.upper()}"
+    name = where(loc) if where is not None else f"MAILGATE_{loc.upper()}"
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         return f"unknown setting {name}"
@@ -86,12 +88,22 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
             raise ConfigError(f"config file {config_file}: {exc.strerror or exc}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {config_file}: {exc}") from None
-        values = {key.lower().removeprefix("mailgate_"): value for key, value in values.items()}
+    known = settings_check.known_names(Settings)
+    if config_file is not None:  # a typo must not silently drop a setting (SPEC "Settings")
+        settings_check.check_file(values, config_file, known)
+    settings_check.check_environment(os.environ, known)
+    file_keys = list(values)
+    values = {settings_check.file_key(key): value for key, value in values.items()}
     values.update(overrides)
     try:
         settings = _SettingsWithFile(**values) if values else Settings()
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+
+        def where(name: str) -> str:
+            source = settings_check.source_of(name, os.environ, file_keys)
+            return source if source.startswith("MAILGATE_") else f"{source} in {config_file}"
+
+        raise ConfigError(_describe(exc, where)) from None
     return settings
 
 

@@ -6,7 +6,9 @@ listens on one free loopback port, logs to a file of its own (``maillog_file``),
 every second, and cannot send anything anywhere: ``default_transport`` and
 ``relay_transport`` are ``error:``. Customers' domains are virtual mailbox domains delivered
 to Maildirs under ``mail/``. A deploy recipe from ``deploy/postfix/`` is appended to
-``main.cf`` / ``master.cf`` exactly as shipped, with its ``{{PLACEHOLDERS}}`` filled in.
+``main.cf`` / ``master.cf`` exactly as shipped, with its ``{{PLACEHOLDERS}}`` filled in, or a
+recipe script (``*.sh``: ``postconf`` commands that add to what is there) is run against
+this instance's ``MAIL_CONFIG`` with its variables in the environment.
 """
 
 from __future__ import annotations
@@ -138,13 +140,24 @@ class Postfix:
         )
         master = MASTER_CF.format(listen=f"127.0.0.1:{self.port}")
         for recipe in recipes:
-            text = render(recipe, values)
             if recipe.endswith(".master.cf"):
-                master += "\n" + text
-            else:
-                main += "\n" + text
+                master += "\n" + render(recipe, values)
+            elif recipe.endswith(".cf"):
+                main += "\n" + render(recipe, values)
         (self.config / "main.cf").write_text(main)
         (self.config / "master.cf").write_text(master)
+        for recipe in recipes:
+            if recipe.endswith(".sh"):
+                self.run_recipe(recipe, values)
+
+    def run_recipe(self, recipe: str, values: dict[str, str]) -> None:
+        """A ``postconf`` recipe script as an operator runs it, against this instance only
+        (``MAIL_CONFIG``), with its variables in the environment."""
+        env = {**os.environ, **values, "MAIL_CONFIG": str(self.config)}
+        result = subprocess.run(
+            ["sh", str(RECIPES / recipe)], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, (recipe, result.stderr)
 
     def command(self, *args: str) -> subprocess.CompletedProcess[str]:
         """A Postfix command against this instance only (``-c``), never /etc/postfix."""

@@ -76,8 +76,8 @@ def milter_setup(tmp_path: Path) -> Iterator[tuple[Postfix, MailgateProcess]]:
     postfix = Postfix(
         free_port(),
         {**MAILBOXES, SUPPORT: "desk"},
-        ("milter.main.cf",),
-        {**RECIPE_VALUES, "MAILGATE_MILTER": f"127.0.0.1:{milter_port}"},
+        ("milter.sh",),
+        {**RECIPE_VALUES, "MILTER_ADDRESS": f"127.0.0.1:{milter_port}"},
     )
     data = tmp_path / "var"
     prepare_data(data)
@@ -195,8 +195,8 @@ def lmtp_postfix() -> Iterator[tuple[Postfix, int]]:
     postfix = Postfix(
         free_port(),
         MAILBOXES,
-        ("lmtp.main.cf",),
-        {**RECIPE_VALUES, "MAILGATE_LMTP": f"127.0.0.1:{lmtp_port}"},
+        ("lmtp.sh",),
+        {**RECIPE_VALUES, "LMTP_ADDRESS": f"127.0.0.1:{lmtp_port}"},
     )
     try:
         postfix.start()
@@ -304,7 +304,7 @@ def test_pipe_as_service_user_with_dispatch_alone(bare_postfix: Postfix) -> None
         "MAILGATE_BIN": str(wrapper),
         "MAILGATE_CONFIG": str(config),
     }
-    postfix.write_config(MAILBOXES, ("pipe.main.cf", "pipe.master.cf"), values)
+    postfix.write_config(MAILBOXES, ("pipe.master.cf", "pipe.sh"), values)
     dispatch = MailgateProcess(data, ("dispatch",), argv=[str(wrapper), "--config", str(config)])
     dispatch.user = postfix.user.pw_uid
     dispatch.env = {k: v for k, v in dispatch.env.items() if not k.startswith("MAILGATE_")}
@@ -338,7 +338,7 @@ def test_pipe_hands_off_to_serve_as_the_service_user(bare_postfix: Postfix) -> N
         "MAILGATE_BIN": str(wrapper),
         "MAILGATE_CONFIG": str(config),
     }
-    postfix.write_config(MAILBOXES, ("pipe.main.cf", "pipe.master.cf"), values)
+    postfix.write_config(MAILBOXES, ("pipe.master.cf", "pipe.sh"), values)
     serve = MailgateProcess(data, ("serve",), argv=[str(wrapper), "--config", str(config)])
     serve.user = postfix.user.pw_uid
     serve.env = {k: v for k, v in serve.env.items() if not k.startswith("MAILGATE_")}

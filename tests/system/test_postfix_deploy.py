@@ -137,3 +137,65 @@ def test_recipe_placeholders_are_documented() -> None:
     for recipe in (DEPLOY / "postfix").iterdir():
         found |= set(re.findall(r"\{\{[A-Z_]+\}\}", recipe.read_text()))
     assert found and all(placeholder in readme for placeholder in found), found
+
+
+def test_recipe_variables_are_documented_and_checked() -> None:
+    """Each recipe script refuses to run without its variables, each explained in the README."""
+    readme = (DEPLOY / "README.md").read_text()
+    for script in (DEPLOY / "postfix").glob("*.sh"):
+        required = re.findall(r'^: "\$\{([A-Z_]+):\?', script.read_text(), re.M)
+        assert required, script.name
+        assert all(f"`{name}`" in readme for name in required), (script.name, required)
+        result = subprocess.run(["sh", str(script)], capture_output=True, text=True, env={})
+        assert result.returncode != 0 and required[0] in result.stderr, result.stderr
+
+
+def test_recipes_append_and_never_set_a_list() -> None:
+    """No recipe assigns smtpd_milters, non_smtpd_milters or header_checks outright."""
+    for script in (DEPLOY / "postfix").glob("*.sh"):
+        text = script.read_text()
+        assert not re.search(r"postconf -e \"?(non_)?smtpd_milters|header_checks =", text)
+        assert "non_smtpd_milters" not in text.replace("# ", "").split("set -eu", 1)[1]
+    readme = (DEPLOY / "README.md").read_text()
+    assert readme.count("milter_default_action =") == 0, "one milter default, per entry"
+
+
+def test_pipe_toml_example_loads(tmp_path: Path) -> None:
+    """The --config example is valid TOML whose every key is a setting; only the secret
+    placeholder (refused by name) needs replacing."""
+    from worker.errors import ConfigError
+    from worker.settings import load_settings
+
+    text = (DEPLOY / "mailgate.toml.example").read_text()
+    example = tmp_path / "mailgate.toml"
+    example.write_text(text)
+    with pytest.raises(ConfigError, match=r"MAILGATE_REPLY_SECRET.*placeholder"):
+        load_settings(example)
+    example.write_text(
+        text.replace("CHANGE-ME-openssl-rand-hex-32", "f" * 64).replace(
+            "/var/lib/mailgate", str(tmp_path / "var")
+        )
+    )
+    settings = load_settings(example)
+    assert settings.support_domains == ["support.example.com"]
+    assert settings.smtp_listen is None and settings.http_listen is None
+
+
+def test_systemd_install_steps_are_complete() -> None:
+    """The README installs the units with install -D, reloads systemd and enables them."""
+    readme = (DEPLOY / "README.md").read_text()
+    for unit_name in UNITS:
+        assert f"install -D -m 0644 systemd/{unit_name} /etc/systemd/system/{unit_name}" in readme
+    assert "systemctl daemon-reload" in readme and "systemctl enable --now mailgate" in readme
+    assert "install -D -m 0640 -g mailgate env.example /etc/mailgate/env" in readme
+    assert "install -m 0640 -g mailgate env.example" not in readme  # fails without the dir
+
+
+def test_language_model_figures_agree() -> None:
+    """env.example and the README give the same cost for the language preload."""
+    figures = []
+    for path in (DEPLOY / "env.example", ROOT / "README.md"):
+        text = path.read_text()
+        line = next(x for x in text.split("\n\n") if "lid.176.ftz" in x and "MiB" in x)
+        figures.append(sorted(re.findall(r"~[\d.]+ (?:s|MiB)", line)))
+    assert figures[0] == figures[1] == ["~0.1 s", "~6 MiB"], figures

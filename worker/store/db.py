@@ -120,11 +120,15 @@ def migrate(engine: Engine) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    head = ScriptDirectory.from_config(config).get_current_head()
+    script = ScriptDirectory.from_config(config)
+    head = script.get_current_head()
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
         if current == head:
             return
+        from worker.store.upgrade import refuse_unknown
+
+        refuse_unknown(current, {rev.revision for rev in script.walk_revisions()}, head)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         connection.commit()
