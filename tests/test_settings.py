@@ -79,11 +79,11 @@ def test_known_names_follow_the_settings_model(monkeypatch: pytest.MonkeyPatch) 
     from worker.settings_check import check_environment, known_names
 
     class Extended(Settings):
-        webhook_secret: str | None = None
+        pager_duty_key: str | None = None
 
-    environ = {"MAILGATE_WEBHOOK_SECRET": "s"}
+    environ = {"MAILGATE_PAGER_DUTY_KEY": "s"}
     check_environment(environ, known_names(Extended))
-    with pytest.raises(ConfigError, match="MAILGATE_WEBHOOK_SECRET"):
+    with pytest.raises(ConfigError, match="MAILGATE_PAGER_DUTY_KEY"):
         check_environment(environ, known_names(Settings))
 
 

@@ -5,15 +5,17 @@ makes ``tickets add`` refuse an id no configured reference could match."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from worker.clock import utcnow
 from worker.errors import ConfigError, UsageProblem
 from worker.exits import exits
-from worker.settings import Settings
 from worker.startup import open_gate
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 
 def refuse_unmatchable(gate: Any, ticket_id: str) -> None:

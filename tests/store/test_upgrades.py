@@ -28,7 +28,8 @@ from alembic.script import ScriptDirectory
 from helpers import FIXTURES, cli_env, envelope, make_settings
 from sqlalchemy import Engine, MetaData, Table, insert, update
 
-from worker.audit import GENESIS, row_digest, verify_database
+from worker.audit import CHAINED_FIELDS, GENESIS, _digest, canonical
+from worker.chain_store import verify_database
 from worker.errors import ConfigError
 from worker.pipeline import Mailgate
 from worker.store.db import MIGRATIONS, make_engine, migrate
@@ -49,6 +50,10 @@ def revisions() -> list[str]:
 
 HEAD = revisions()[-1]
 PREVIOUS = revisions()[-2]
+# Chain format 2 (migration 0008): from there on a decision links over its personal
+# digest; every schema before it was written with format 1 links (write_as_release).
+FORMAT_2 = "0008"
+FORMAT_1_SCHEMAS = [revision for revision in revisions() if revision < FORMAT_2]
 
 
 def schema_at(engine: Engine, revision: str) -> None:
@@ -110,7 +115,7 @@ def write_as_release(engine: Engine) -> None:
         )
         prev = GENESIS
         for seq, fields in enumerate((base, repeat), start=1):
-            digest = row_digest(prev, {**fields, "seq": seq})
+            digest = format1_digest(prev, {**fields, "seq": seq})
             row = {**fields, "id": seq, "seq": seq, "prev_digest": prev, "digest": digest}
             connection.execute(insert(tables["decision"]), [_only(tables["decision"], row)])
             prev = digest
@@ -119,6 +124,12 @@ def write_as_release(engine: Engine) -> None:
             [_only(tables["outbox"], _outbox_row(now))],
         )
         connection.execute(update(tables["chain_head"]).values(seq=2, digest=prev))
+
+
+def format1_digest(prev_digest: str, fields: dict[str, Any]) -> str:
+    """How every release before chain format 2 (migration 0008) linked a decision: over
+    each of its fields itself."""
+    return _digest(prev_digest, {name: canonical(fields.get(name)) for name in CHAINED_FIELDS})
 
 
 def _outbox_row(now: datetime) -> dict[str, Any]:
@@ -149,7 +160,7 @@ def old_database(directory: Path, revision: str) -> Engine:
     return engine
 
 
-@pytest.mark.parametrize("revision", revisions())
+@pytest.mark.parametrize("revision", FORMAT_1_SCHEMAS)
 def test_database_of_each_release_is_migrated_and_verifies(tmp_path: Path, revision: str) -> None:
     """Migrated to the head: the chain verifies, the rows read back, and deciding goes on."""
     engine = old_database(tmp_path, revision)
