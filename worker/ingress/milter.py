@@ -30,7 +30,7 @@ from worker.errors import ConfigError
 from worker.ingress import answers
 from worker.ingress import milter_protocol as mp
 from worker.ingress.in_flight import InFlight
-from worker.mail import Envelope, domain_of, normalize_address
+from worker.mail import Envelope, domain_of, normalize_address, undecodable
 from worker.metrics import TEMPFAILS
 from worker.pipeline import Mailgate
 from worker.settings import parse_milter_listen
@@ -97,9 +97,7 @@ class MilterHandler:
             new = Message(mail_from=args[0] if args else "", queue_id=message.queue_id)
             return mp.packet(mp.CONTINUE), new
         if command == mp.RCPT:
-            args = mp.strings(data)
-            message.recipients.append(args[0] if args else "")
-            return mp.packet(mp.CONTINUE), message
+            return self.recipient(data, message), message
         if command == mp.DATA and not self.support_recipients(message):
             return mp.packet(mp.ACCEPT), Message()  # not for the desk: untouched, unrecorded
         if command == mp.HEADER:
@@ -112,6 +110,19 @@ class MilterHandler:
         elif command in (mp.ABORT, mp.QUIT_NC):
             return b"", Message()
         return (b"" if command in mp.NO_REPLY else mp.packet(mp.CONTINUE)), message
+
+    def recipient(self, data: bytes, message: Message) -> bytes:
+        """RCPT: noted; refused for good when the sender is not UTF-8 and this recipient is
+        the desk's (its write could never succeed), while the MTA's other domains go on."""
+        args = mp.strings(data)
+        recipient = args[0] if args else ""
+        if undecodable(message.mail_from) and self.support_recipients(
+            Message(recipients=[recipient])
+        ):
+            log.info("milter_answer", answer="sender_not_utf8", queue_id=message.queue_id)
+            return mp.reply_code([answers.SENDER_NOT_UTF8])
+        message.recipients.append(recipient)
+        return mp.packet(mp.CONTINUE)
 
     def support_recipients(self, message: Message) -> tuple[str, ...]:
         domains = self.gate.support_domains(self.gate.policies.in_force(utcnow()))
