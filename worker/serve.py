@@ -38,6 +38,7 @@ from worker.pipeline import Mailgate
 from worker.retention import retention_loop
 from worker.settings import Settings, parse_milter_listen
 from worker.web.mailbox_metrics import MailboxCollector, credential_check
+from worker.web.offload import HTTP_THREADS
 
 log = structlog.get_logger("mailgate.serve")
 PROXY_TIMEOUT = 10.0  # seconds a load balancer has to send the PROXY header
@@ -70,6 +71,7 @@ class Server:
         self.wake = asyncio.Event()
         # Relay and webhook calls can block for seconds: they get their own thread.
         self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self.http_executor = ThreadPoolExecutor(max_workers=HTTP_THREADS, thread_name_prefix="http")
         self.dispatcher = Dispatcher(
             gate.engine,
             gate.settings.relay_url,
@@ -160,7 +162,8 @@ class Server:
 
         from worker.web.app import Web
 
-        site_app = Web(self.gate, self.executor, self.readiness, self.imap_lag)
+        # Its own threads: decisions never queue behind HTTP requests (worker.web.offload).
+        site_app = Web(self.gate, self.http_executor, self.readiness, self.imap_lag)
         site_app.registry.register(MailboxCollector(lambda: self.imap_workers))
         self.http_runner = aioweb.AppRunner(site_app.application(), access_log=None)
         await self.http_runner.setup()
@@ -242,6 +245,8 @@ class Server:
                 waiter.cancel()
 
     async def close(self) -> None:
+        # Queued HTTP reads are dropped, so that a flood of them cannot hold the stop.
+        self.http_executor.shutdown(wait=False, cancel_futures=True)
         if self.http_runner is not None:
             await self.http_runner.cleanup()
             self.http_runner = None
@@ -254,6 +259,7 @@ class Server:
                 await asyncio.wait_for(server.wait_closed(), 5)
         self.executor.shutdown(wait=True)
         self.outbox_executor.shutdown(wait=True)
+        self.http_executor.shutdown(wait=True)
 
     async def run(
         self,

@@ -13,6 +13,7 @@ import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from worker.store.repository import load_raw
 from worker.tickets import TicketRecord, describe_error, upsert
 from worker.web.inputs import authorization, bounded, json_document, row_id
 from worker.web.metrics import registry_for
+from worker.web.offload import SharedRun, encoded
 
 log = structlog.get_logger("mailgate.http")
 DASHBOARD = Path(__file__).parent / "dashboard.html"
@@ -120,10 +122,16 @@ class Web:
         self.executor = executor
         self.readiness = readiness
         self.registry = registry_for(gate.read_engine, imap_lag)
+        self.scrape = SharedRun(partial(generate_latest, self.registry))
         self.page = dashboard_page()  # rendered once, not per request
 
     async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+
+    async def blocking_json(self, function: Callable[..., Any], *args: Any) -> web.Response:
+        """``function``'s result as a JSON response, encoded off the event loop."""
+        body = await self.blocking(encoded, function, *args)
+        return web.Response(body=body, content_type="application/json")
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self.guard])
@@ -170,7 +178,8 @@ class Web:
     async def readyz(self, request: web.Request) -> web.Response:
         checks = dict(self.readiness())
         try:
-            await self.blocking(self._ping)
+            # The loop's default pool: a probe never waits behind a flood of API requests.
+            await asyncio.get_running_loop().run_in_executor(None, self._ping)
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"
@@ -182,7 +191,7 @@ class Web:
             connection.execute(text("SELECT 1"))
 
     async def metrics(self, request: web.Request) -> web.Response:
-        body = await self.blocking(generate_latest, self.registry)
+        body = await self.scrape(self.executor)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def dashboard(self, request: web.Request) -> web.Response:
@@ -195,7 +204,7 @@ class Web:
             wanted = decision_filter(request.query)
         except ValueError as exc:
             return web.json_response({"error": f"bad query: {exc}"}, status=400)
-        return web.json_response(await self.blocking(self._decisions, wanted))
+        return await self.blocking_json(self._decisions, wanted)
 
     def _decisions(self, wanted: DecisionFilter) -> dict[str, Any]:
         with Session(self.gate.read_engine) as session:
@@ -242,7 +251,7 @@ class Web:
         return result
 
     async def summary(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.blocking(self._summary))
+        return await self.blocking_json(self._summary)
 
     def _summary(self) -> dict[str, Any]:
         since = utcnow() - timedelta(hours=24)
