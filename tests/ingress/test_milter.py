@@ -124,8 +124,8 @@ def test_answers_per_decision_on_one_connection(
     [(command, reply)] = client.message("alice@customer.example", ["support@wildix.com"], new)
     lines = reply.rstrip(b"\0").decode().split("\r\n")
     assert command == mp.REPLY_CODE and lines[-1].startswith("550 5.7.1 ")
-    assert all(line.startswith("550-5.7.1 ") for line in lines[:-1]) and len(lines) > 2
-    assert lines[0] == "550-5.7.1 Your message was not turned into a support ticket."
+    # The policy's short text in one line, not the letter (some milter clients choke on it).
+    assert len(lines) == 1 and "WMP" in lines[0] and len(reply) < 400
     again = client.message("alice@customer.example", ["support@wildix.com"], new)
     assert again == [(command, reply)], "a repeat is answered as the original was"
     forged = new.replace(b"From: Alice", b"From: mallory@evil.example\nFrom: Alice")
@@ -200,7 +200,7 @@ def test_unix_socket_listener(tmp_path: Path) -> None:
             "alice@customer.example", ["support@wildix.com"], fixture_bytes("new_ticket.eml")
         )
         client.close()
-        assert replies[0][1].startswith(b"550-5.7.1 ")
+        assert replies[0][1].startswith(b"550 5.7.1 ")
     finally:
         server.stop()
         gate.engine.dispose()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import textwrap
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -36,7 +37,8 @@ from worker.pipeline import Mailgate
 from worker.settings import parse_milter_listen
 
 log = structlog.get_logger("mailgate.milter")
-MAX_REPLY_LINES = 20
+MAX_REPLY_LINES = 4
+REPLY_WIDTH = 400  # one line for the policy texts: RFC 5321 allows 512 octets
 
 
 @dataclass
@@ -100,12 +102,14 @@ class MilterHandler:
             return self.recipient(data, message), message
         if command == mp.DATA and not self.support_recipients(message):
             return mp.packet(mp.ACCEPT), Message()  # not for the desk: untouched, unrecorded
-        if command == mp.HEADER:
-            _add_header(message, data)
-        elif command == mp.BODY:
-            _add_body(message, data, self.gate.settings.max_message_bytes)
+        limit = self.gate.settings.max_message_bytes
+        if command in (mp.HEADER, mp.BODY):
+            (_add_header if command == mp.HEADER else _add_body)(message, data, limit)
+            if message.size > limit:  # header fields count too; answer now, keep nothing
+                log.info("milter_answer", answer="too_big", queue_id=message.queue_id)
+                return mp.reply_code([answers.TOO_BIG]), Message(queue_id=message.queue_id)
         elif command == mp.BODYEOB:
-            _add_body(message, data, self.gate.settings.max_message_bytes)
+            _add_body(message, data, limit)
             return await self.end_of_message(message), Message()
         elif command in (mp.ABORT, mp.QUIT_NC):
             return b"", Message()
@@ -184,22 +188,18 @@ class MilterHandler:
         return mp.packet(mp.DISCARD)
 
     def rejection_lines(self, decision: Decision, name: str) -> list[str]:
-        """``550 5.7.1`` with the decision's text from the policy, one reply line per line."""
+        """``550 5.7.1`` with the decision's short text from the policy (the WMP pointer),
+        in a few lines: MTAs and milter clients choke on long replies (OpenDKIM's
+        ``miltertest`` aborted on our old 20-line, 1.4 KB one); the full explanation is in
+        the documentation the text links to."""
         policy = self.gate.policies.by_id(decision.policy or "")
-        text = policy.render(name, ticket=decision.ticket or "") if policy else None
+        text = policy.smtp_reject_text(name) if policy else None
         if not text:
             portal = policy.document.portal_url if policy else "the support portal"
             return [answers.rejected_in_dialogue(portal)]
-        lines = [_reply_line(line) for line in text.splitlines()]
-        lines = [line for line in lines if line and line != "Hello,"][:MAX_REPLY_LINES]
+        # '%' would read as a format escape to some MTAs.
+        lines = textwrap.wrap(text.replace("%", " percent"), REPLY_WIDTH)[:MAX_REPLY_LINES]
         return [f"550-5.7.1 {line}" for line in lines[:-1]] + [f"550 5.7.1 {lines[-1]}"]
-
-
-def _reply_line(line: str) -> str:
-    """A template line as an SMTP reply line: the letter's framing goes (this is no automatic
-    reply but the answer itself), and '%' would read as a format escape to some MTAs."""
-    line = line.strip().removeprefix("this is an automatic reply: ").replace("%", " percent")
-    return line[:1].upper() + line[1:]
 
 
 def _with_macros(message: Message, data: bytes) -> Message:
@@ -211,14 +211,15 @@ def _with_macros(message: Message, data: bytes) -> Message:
     return message
 
 
-def _add_header(message: Message, data: bytes) -> None:
+def _add_header(message: Message, data: bytes, limit: int) -> None:
     name, _, rest = data.partition(b"\0")
     value = rest.rstrip(b"\0")
     # Postfix drops the space after the colon and folds with bare LF; put back the wire form.
     value = value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     line = name + b": " + value + b"\r\n"
     message.size += len(line)
-    message.headers.append(line)
+    if message.size <= limit:  # past the limit nothing more is kept: the answer is 552
+        message.headers.append(line)
 
 
 def _add_body(message: Message, chunk: bytes, limit: int) -> None:
