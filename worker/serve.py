@@ -26,7 +26,13 @@ from worker.allocator import fix_mmap_threshold
 from worker.clock import utcnow
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
-from worker.ingress.handoff import HandoffHandler, listening_socket
+from worker.ingress.connections import Sessions, listener_caps
+from worker.ingress.handoff import (
+    READ_SECONDS,
+    STRESS_READ_SECONDS,
+    HandoffHandler,
+    listening_socket,
+)
 from worker.ingress.imap import ImapTarget, MailboxWorker, start_workers
 from worker.ingress.milter import MilterHandler
 from worker.ingress.milter import start_listener as start_milter
@@ -37,6 +43,7 @@ from worker.outbox import spool_pending
 from worker.pipeline import Mailgate
 from worker.retention import retention_loop
 from worker.settings import Settings, parse_milter_listen
+from worker.web.guard import ConnectionGuard, GuardedSite
 from worker.web.mailbox_metrics import MailboxCollector, credential_check
 from worker.web.offload import HTTP_THREADS
 
@@ -63,6 +70,8 @@ class Server:
         self.reuse_port = reuse_port
         self.dispatch = dispatch
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decide")
+        self.caps = listener_caps(gate.settings)  # all of them below the open-file limit
+        self.smtp_limits: list[ConnectionLimits] = []
         self.handlers: list[GateHandler | MilterHandler | HandoffHandler] = []
         self.servers: list[asyncio.base_events.Server] = []
         self.stopping = asyncio.Event()
@@ -89,10 +98,13 @@ class Server:
                 continue
             handler = GateHandler(self.gate, self.executor, channel, on_outbox=self.wake.set)
             limits = ConnectionLimits(
-                max_connections=settings.smtp_max_connections,
-                max_per_peer=settings.smtp_max_connections_per_ip,
+                max_connections=self.caps[channel],
+                max_per_peer=min(settings.smtp_max_connections_per_ip, self.caps[channel]),
                 data_timeout=settings.smtp_data_timeout,
+                junk_limit=settings.smtp_junk_command_limit,
+                stress_idle=settings.stress_idle_timeout,
             )
+            self.smtp_limits.append(limits)
             factory = partial(
                 protocol,
                 handler,
@@ -133,8 +145,10 @@ class Server:
         """Accept ``mailgate ingest`` hand-offs on the socket serve() bound."""
         if self.ingest is None:
             return
-        handler = HandoffHandler(self.gate, self.executor, on_outbox=self.wake.set)
-        server = await asyncio.start_unix_server(handler.session, sock=self.ingest)
+        sessions = Sessions("ingest", self.caps["ingest"], READ_SECONDS, STRESS_READ_SECONDS)
+        handler = HandoffHandler(self.gate, self.executor, self.wake.set, sessions)
+        session = sessions.serving(handler.session)
+        server = await asyncio.start_unix_server(session, sock=self.ingest)
         self.handlers.append(handler)
         self.servers.append(server)
 
@@ -144,7 +158,14 @@ class Server:
             return []
         if isinstance(parse_milter_listen(value), Path) and self.reuse_port and not self.dispatch:
             return []  # a unix socket cannot be shared: with --workers, worker 0 serves it
-        handler = MilterHandler(self.gate, self.executor, on_outbox=self.wake.set)
+        settings = self.gate.settings
+        sessions = Sessions(
+            "milter",
+            self.caps["milter"],
+            settings.milter_idle_timeout,
+            settings.stress_idle_timeout,
+        )
+        handler = MilterHandler(self.gate, self.executor, self.wake.set, sessions)
         try:
             server, url = await start_milter(handler, value, reuse_port=self.reuse_port)
         except ConfigError:
@@ -167,7 +188,11 @@ class Server:
         site_app.registry.register(MailboxCollector(lambda: self.imap_workers))
         self.http_runner = aioweb.AppRunner(site_app.application(), access_log=None)
         await self.http_runner.setup()
-        site = aioweb.TCPSite(self.http_runner, address[0], address[1], reuse_address=True)
+        settings = self.gate.settings
+        guard = ConnectionGuard(
+            self.caps["http"], settings.http_idle_timeout, settings.stress_idle_timeout
+        )
+        site = GuardedSite(self.http_runner, address[0], address[1], guard)
         try:
             await site.start()
         except OSError as exc:
@@ -252,14 +277,27 @@ class Server:
             self.http_runner = None
         for server in self.servers:
             server.close()
+        # Idle peers are let go at once; sessions deciding finish, answer, and then go too.
+        self.end_idle_sessions()
         for handler in self.handlers:
             await handler.in_flight.idle.wait()  # in-flight decisions finish their commit
+        self.end_idle_sessions()
+        for handler in self.handlers:
+            if not isinstance(handler, GateHandler):
+                await handler.sessions.close()
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
         self.executor.shutdown(wait=True)
         self.outbox_executor.shutdown(wait=True)
         self.http_executor.shutdown(wait=True)
+
+    def end_idle_sessions(self) -> None:
+        for limits in self.smtp_limits:
+            limits.shut_down()
+        for handler in self.handlers:
+            if not isinstance(handler, GateHandler):
+                handler.sessions.stopping.set()
 
     async def run(
         self,

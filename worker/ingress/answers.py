@@ -33,6 +33,8 @@ TLS_UNAVAILABLE = "454 4.7.0 TLS not available"
 TEMPFAIL = "451 4.3.0 Temporary failure, message not accepted; please retry"
 TOO_MANY_CONNECTIONS = "421 4.7.0 Too many connections, please retry later"
 TOO_MANY_FROM_PEER = "421 4.7.0 Too many connections from your address, please retry later"
+TOO_MUCH_JUNK = "421 4.7.0 Too many commands without mail, closing connection"
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, please retry later"
 DATA_TIMEOUT = "421 4.4.2 DATA took too long, closing connection"
 DEFAULT_REJECTION = (
     "550 5.7.1 Email only accepts follow-ups on an existing ticket; open new tickets in the "

@@ -30,6 +30,7 @@ from worker.decision import Decision, DecisionName, is_rejection
 from worker.errors import ConfigError
 from worker.ingress import answers
 from worker.ingress import milter_protocol as mp
+from worker.ingress.connections import Sessions
 from worker.ingress.in_flight import InFlight
 from worker.mail import Envelope, domain_of, normalize_address, undecodable
 from worker.metrics import TEMPFAILS
@@ -62,18 +63,30 @@ class MilterHandler:
     """Serves every milter connection of one listener."""
 
     def __init__(
-        self, gate: Mailgate, executor: Executor, on_outbox: Callable[[], None] | None = None
+        self,
+        gate: Mailgate,
+        executor: Executor,
+        on_outbox: Callable[[], None] | None = None,
+        sessions: Sessions | None = None,
     ) -> None:
         self.gate = gate
         self.executor = executor
         self.on_outbox = on_outbox
         self.in_flight = InFlight()
+        settings = gate.settings
+        self.sessions = sessions or Sessions(
+            "milter",
+            settings.milter_max_connections,
+            settings.milter_idle_timeout,
+            settings.stress_idle_timeout,
+        )
 
     async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One MTA connection: packets in, replies out, until QUIT or end of stream."""
+        """One MTA connection: packets in, replies out, until QUIT or end of stream; an idle
+        one ends after the idle timeout, or at once when serve stops."""
         message = Message()
         try:
-            while (received := await mp.read_packet(reader)) is not None:
+            while (received := await self.sessions.read(mp.read_packet(reader))) is not None:
                 command, data = received
                 if command == mp.QUIT:
                     break
@@ -233,15 +246,16 @@ async def start_listener(
 ) -> tuple[asyncio.base_events.Server, str]:
     """Listen on MAILGATE_MILTER_LISTEN; a taken address is one clear ConfigError."""
     where = parse_milter_listen(value)
+    session = handler.sessions.serving(handler.session)  # capped, stoppable
     try:
         if isinstance(where, Path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(where)  # a socket left by a previous run
-            server = await asyncio.start_unix_server(handler.session, path=str(where))
+            server = await asyncio.start_unix_server(session, path=str(where))
             where.chmod(0o660)  # the MTA's group connects; nobody else
             return server, f"milter://unix:{where}"
         server = await asyncio.start_server(
-            handler.session,
+            session,
             host=where[0],
             port=where[1],
             reuse_address=True,
