@@ -106,7 +106,9 @@ def exits(codes: ExitCodes = OPERATOR) -> Callable[[Command], Command]:
             except (typer.Exit, typer.Abort, typer.TyperException):
                 raise  # typer's own signals: an exit code already chosen, or a usage error
             except Exception as exc:
-                if not isinstance(exc, MailgateError):  # a bug: the caller may still retry
+                # A bug: the caller may still retry. An MTA's pipe keeps stderr as the bounce
+                # or deferral text: there the one line below says it all, without frames.
+                if not isinstance(exc, MailgateError) and codes is not PIPE:
                     log = structlog.get_logger("mailgate")
                     log.exception("command_failed", command=_name(run))
                 fail(*failure(exc, codes))

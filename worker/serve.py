@@ -38,6 +38,7 @@ from worker.ingress.milter import MilterHandler
 from worker.ingress.milter import start_listener as start_milter
 from worker.ingress.protocol import ConnectionLimits, GateLMTP, GateSMTP
 from worker.ingress.smtp import GateHandler
+from worker.loop_errors import LoopErrors
 from worker.oauth.manager import relay_credentials
 from worker.outbox import spool_pending
 from worker.pipeline import Mailgate
@@ -306,6 +307,7 @@ class Server:
         started: asyncio.Future[list[str]] | None = None,
         ready_fd: int | None = None,
     ) -> None:
+        asyncio.get_running_loop().set_exception_handler(LoopErrors())
         listening = await self.start()
         listening += await self.start_http()
         if ready_fd is not None:  # a worker process tells its parent it is listening
