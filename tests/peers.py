@@ -7,6 +7,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from worker.ingress import milter_protocol as mp
@@ -115,3 +116,61 @@ def wait_until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
         assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {what}"
         time.sleep(0.02)
     return result
+
+
+class Serve:
+    """``mailgate serve`` as a subprocess under ``prlimit`` (its open-file limit lowered),
+    its log lines kept for the test to read; stopped with SIGTERM, its PID only."""
+
+    def __init__(self, env: dict[str, str], nofile: int) -> None:
+        import json
+        import subprocess
+        import sys
+        import threading
+
+        command = ["prlimit", f"--nofile={nofile}:{nofile}", "--", sys.executable, "-m", "worker"]
+        self.process = subprocess.Popen(
+            [*command, "serve"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+        )
+        self.lines: list[str] = []
+        started = threading.Event()
+
+        def collect() -> None:
+            assert self.process.stderr is not None
+            for raw in self.process.stderr:
+                line = raw.decode("utf-8", "replace")
+                self.lines.append(line)
+                if '"mailgate_started"' in line:
+                    started.set()
+            started.set()
+
+        self.reader = threading.Thread(target=collect, daemon=True)
+        self.reader.start()
+        started.wait(60)
+        assert self.process.poll() is None, "".join(self.lines[-5:])
+        self.json = json
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        found = []
+        for line in list(self.lines):
+            if f'"{name}"' in line:
+                found.append(self.json.loads(line))
+        return found
+
+    def peak_rss_kib(self) -> int:
+        """The process's peak resident memory so far (VmHWM)."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(
+            next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))
+        )
+
+    def stop(self) -> tuple[int, float]:
+        """SIGTERM; the exit code and the seconds the stop took."""
+        import signal
+
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(60)
+        seconds = time.monotonic() - started
+        self.reader.join(10)
+        return code, seconds
