@@ -26,13 +26,8 @@ from worker.allocator import fix_mmap_threshold
 from worker.clock import utcnow
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
-from worker.ingress.connections import Sessions, listener_caps
-from worker.ingress.handoff import (
-    READ_SECONDS,
-    STRESS_READ_SECONDS,
-    HandoffHandler,
-    listening_socket,
-)
+from worker.ingress.connections import listener_caps
+from worker.ingress.handoff import HandoffHandler, listening_socket
 from worker.ingress.imap import ImapTarget, MailboxWorker, start_workers
 from worker.ingress.milter import MilterHandler
 from worker.ingress.milter import start_listener as start_milter
@@ -98,13 +93,7 @@ class Server:
             if address is None:
                 continue
             handler = GateHandler(self.gate, self.executor, channel, on_outbox=self.wake.set)
-            limits = ConnectionLimits(
-                max_connections=self.caps[channel],
-                max_per_peer=min(settings.smtp_max_connections_per_ip, self.caps[channel]),
-                data_timeout=settings.smtp_data_timeout,
-                junk_limit=settings.smtp_junk_command_limit,
-                stress_idle=settings.stress_idle_timeout,
-            )
+            limits = ConnectionLimits.for_listener(settings, self.caps[channel])
             self.smtp_limits.append(limits)
             factory = partial(
                 protocol,
@@ -146,9 +135,8 @@ class Server:
         """Accept ``mailgate ingest`` hand-offs on the socket serve() bound."""
         if self.ingest is None:
             return
-        sessions = Sessions("ingest", self.caps["ingest"], READ_SECONDS, STRESS_READ_SECONDS)
-        handler = HandoffHandler(self.gate, self.executor, self.wake.set, sessions)
-        session = sessions.serving(handler.session)
+        handler = HandoffHandler(self.gate, self.executor, self.wake.set, self.caps["ingest"])
+        session = handler.sessions.serving(handler.session)
         server = await asyncio.start_unix_server(session, sock=self.ingest)
         self.handlers.append(handler)
         self.servers.append(server)
@@ -159,14 +147,7 @@ class Server:
             return []
         if isinstance(parse_milter_listen(value), Path) and self.reuse_port and not self.dispatch:
             return []  # a unix socket cannot be shared: with --workers, worker 0 serves it
-        settings = self.gate.settings
-        sessions = Sessions(
-            "milter",
-            self.caps["milter"],
-            settings.milter_idle_timeout,
-            settings.stress_idle_timeout,
-        )
-        handler = MilterHandler(self.gate, self.executor, self.wake.set, sessions)
+        handler = MilterHandler(self.gate, self.executor, self.wake.set, self.caps["milter"])
         try:
             server, url = await start_milter(handler, value, reuse_port=self.reuse_port)
         except ConfigError:

@@ -108,13 +108,13 @@ class HandoffHandler:
         gate: Mailgate,
         executor: Executor,
         on_outbox: Callable[[], None] | None = None,
-        sessions: Sessions | None = None,
+        cap: int = 50,
     ) -> None:
         self.gate = gate
         self.executor = executor
         self.on_outbox = on_outbox
         self.in_flight = InFlight()
-        self.sessions = sessions or Sessions("ingest", 50, READ_SECONDS, STRESS_READ_SECONDS)
+        self.sessions = Sessions("ingest", cap, READ_SECONDS, STRESS_READ_SECONDS)
 
     async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A session still reading ends when serve stops (the client exits 75 and the MTA

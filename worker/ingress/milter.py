@@ -67,16 +67,16 @@ class MilterHandler:
         gate: Mailgate,
         executor: Executor,
         on_outbox: Callable[[], None] | None = None,
-        sessions: Sessions | None = None,
+        cap: int | None = None,
     ) -> None:
         self.gate = gate
         self.executor = executor
         self.on_outbox = on_outbox
         self.in_flight = InFlight()
         settings = gate.settings
-        self.sessions = sessions or Sessions(
+        self.sessions = Sessions(
             "milter",
-            settings.milter_max_connections,
+            cap or settings.milter_max_connections,
             settings.milter_idle_timeout,
             settings.stress_idle_timeout,
         )

@@ -26,6 +26,7 @@ from aiosmtpd.smtp import SMTP, syntax
 from worker.ingress import answers
 from worker.ingress.connections import STRESS_SHARE, RefusalLog
 from worker.ingress.data_phase import OneBufferData
+from worker.settings import Settings
 
 log = structlog.get_logger("mailgate.smtp")
 
@@ -43,6 +44,17 @@ class ConnectionLimits:
     per_peer: Counter[str] = field(default_factory=Counter)
     sessions: set[LimitedMixin] = field(default_factory=set)
     refusals: RefusalLog = field(default_factory=lambda: RefusalLog("smtp_connection_refused"))
+
+    @classmethod
+    def for_listener(cls, settings: Settings, cap: int) -> ConnectionLimits:
+        """The limits of one SMTP/LMTP listener whose cap ``serve`` fitted to the file limit."""
+        return cls(
+            max_connections=cap,
+            max_per_peer=min(settings.smtp_max_connections_per_ip, cap),
+            data_timeout=settings.smtp_data_timeout,
+            junk_limit=settings.smtp_junk_command_limit,
+            stress_idle=settings.stress_idle_timeout,
+        )
 
     def stressed(self) -> bool:
         return self.active >= STRESS_SHARE * self.max_connections
