@@ -10,7 +10,9 @@ of every kind (6). Each test prints its figure; bounds are generous (a loaded 2-
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
+import signal
 import socket
 import statistics
 import threading
@@ -274,9 +276,17 @@ def test_malformed_frames_are_one_line_and_no_tempfail(served: Served) -> None:
     assert b'mailgate_smtp_tempfail_total{channel="pipe"}' not in metrics
 
 
+def decision_waiting_for_the_writer_lock(pid: int) -> bool:
+    """True when ``pid`` waits for a file lock: the test holds the SQLite writer lock."""
+    return any(
+        f" {pid} " in line for line in Path("/proc/locks").read_text().splitlines() if "->" in line
+    )
+
+
 def test_sigterm_with_idle_peers_is_done_in_seconds(served: Served) -> None:
     """Finding 6. Before: one idle ingest-socket client held SIGTERM 59.9 s, and 20 idle
-    milter connections logged 20 CancelledError callbacks at exit."""
+    milter connections logged 20 CancelledError callbacks at exit. A decision in flight at
+    the signal (held at the writer lock by the test) still commits and is answered."""
     milters = [Milter(served.milter) for _ in range(20)]
     ingest = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     ingest.connect(str(served.ingest))
@@ -284,11 +294,34 @@ def test_sigterm_with_idle_peers_is_done_in_seconds(served: Served) -> None:
     http = socket.create_connection(("127.0.0.1", served.http), timeout=30)
     http.sendall(b"GET /heal")
     assert smtp.makefile("rb").readline().startswith(b"220")
-    stopped_at = len(served.serve.lines)
-    code, seconds = served.serve.stop()
-    print(f"SIGTERM with 23 idle peers: exit {code} in {seconds:.2f} s")
+    deciding = Milter(served.milter)
+    lock = (served.ingest.parent / "mailgate.db.writer-lock").open("a+b")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        answers: list[tuple[bytes, bytes]] = []
+        answer = threading.Thread(
+            target=lambda: answers.append(deciding.message(b"ann@customer.example", message(7)))
+        )
+        answer.start()
+        pid = served.serve.process.pid
+        wait_until(lambda: decision_waiting_for_the_writer_lock(pid), 15, "a decision in flight")
+        stopped_at = len(served.serve.lines)
+        started = time.monotonic()
+        served.serve.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: served.serve.events("mailgate_stopping"), 15, "the stop to begin")
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+    code = served.serve.process.wait(60)
+    seconds = time.monotonic() - started
+    answer.join(30)
+    print(f"SIGTERM with 23 idle peers and 1 decision in flight: exit {code} in {seconds:.2f} s")
     assert code == 0 and seconds < 10
+    [stopping] = served.serve.events("mailgate_stopping")
+    assert stopping["in_flight"] == 1
+    assert answers and answers[0][0] == mp.REPLY_CODE, "the decision in flight was answered"
+    served.serve.reader.join(10)
     after = "".join(served.serve.lines[stopped_at:])
     assert "CancelledError" not in after and "Traceback" not in after, after[-2000:]
-    for peer in [*[m.sock for m in milters], ingest, smtp, http]:
+    for peer in [*[m.sock for m in milters], deciding.sock, ingest, smtp, http]:
         peer.close()
