@@ -24,9 +24,11 @@ import structlog
 
 from worker.allocator import fix_mmap_threshold
 from worker.clock import utcnow
+from worker.decision import Channel
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
-from worker.ingress.connections import listener_caps
+from worker.ingress.connections import Sessions, listener_caps
+from worker.ingress.gateway import Gateway
 from worker.ingress.handoff import HandoffHandler, listening_socket
 from worker.ingress.imap import ImapTarget, MailboxWorker, start_workers
 from worker.ingress.milter import MilterHandler
@@ -46,6 +48,24 @@ from worker.web.offload import HTTP_THREADS
 log = structlog.get_logger("mailgate.serve")
 PROXY_TIMEOUT = 10.0  # seconds a load balancer has to send the PROXY header
 OUTBOX_INTERVAL = 5.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class EarlyStop:
+    """A stop signal noted from the first instant of ``serve``, before the event loop (or the
+    supervisor's forwarding) can handle it: a SIGTERM during start-up then means "stop as
+    soon as started, exit 0" instead of dying by the signal. Forked workers inherit it."""
+
+    requested: int | None = None
+
+    @classmethod
+    def install(cls) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, cls._note)
+
+    @classmethod
+    def _note(cls, signum: int, _frame: Any) -> None:
+        cls.requested = signum
 
 
 class Server:
@@ -68,19 +88,21 @@ class Server:
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decide")
         self.caps = listener_caps(gate.settings)  # all of them below the open-file limit
         self.smtp_limits: list[ConnectionLimits] = []
-        self.handlers: list[GateHandler | MilterHandler | HandoffHandler] = []
+        self.sessions: list[Sessions] = []  # the milter's and the ingest socket's
         self.servers: list[asyncio.base_events.Server] = []
         self.stopping = asyncio.Event()
         self.imap_workers: list[MailboxWorker] = []
         self.http_runner: Any = None
         self.wake = asyncio.Event()
+        # Every listener hands its messages to this one gateway, which counts them in flight.
+        self.gateway = Gateway(gate, self.executor, on_outbox=self.wake.set)
         # Relay and webhook calls can block for seconds: they get their own thread.
         self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self.http_executor = ThreadPoolExecutor(max_workers=HTTP_THREADS, thread_name_prefix="http")
         self.dispatcher = Dispatcher(
             gate.engine,
             gate.settings.relay_url,
-            gate.settings.resolved_reply_secret(),
+            gate.runtime.secret,
             relay_credentials=relay_credentials(gate.settings),
         )
 
@@ -88,11 +110,11 @@ class Server:
         settings = self.gate.settings
         listening = []
         tls = settings.tls_context()
-        for channel, protocol in (("smtp", GateSMTP), ("lmtp", GateLMTP)):
+        for channel, protocol in ((Channel.SMTP, GateSMTP), (Channel.LMTP, GateLMTP)):
             address = settings.listen_address(channel)
             if address is None:
                 continue
-            handler = GateHandler(self.gate, self.executor, channel, on_outbox=self.wake.set)
+            handler = GateHandler(self.gateway, channel)
             limits = ConnectionLimits.for_listener(settings, self.caps[channel])
             self.smtp_limits.append(limits)
             factory = partial(
@@ -123,7 +145,6 @@ class Server:
                 raise ConfigError(
                     f"cannot listen on {address[0]}:{address[1]} ({name}): {exc.strerror or exc}"
                 ) from None
-            self.handlers.append(handler)
             self.servers.append(server)
             port = server.sockets[0].getsockname()[1]
             listening.append(f"{channel}://{address[0]}:{port}")
@@ -135,10 +156,10 @@ class Server:
         """Accept ``mailgate ingest`` hand-offs on the socket serve() bound."""
         if self.ingest is None:
             return
-        handler = HandoffHandler(self.gate, self.executor, self.wake.set, self.caps["ingest"])
+        handler = HandoffHandler(self.gateway, self.caps["ingest"])
         session = handler.sessions.serving(handler.session)
         server = await asyncio.start_unix_server(session, sock=self.ingest)
-        self.handlers.append(handler)
+        self.sessions.append(handler.sessions)
         self.servers.append(server)
 
     async def start_milter(self) -> list[str]:
@@ -147,13 +168,13 @@ class Server:
             return []
         if isinstance(parse_milter_listen(value), Path) and self.reuse_port and not self.dispatch:
             return []  # a unix socket cannot be shared: with --workers, worker 0 serves it
-        handler = MilterHandler(self.gate, self.executor, self.wake.set, self.caps["milter"])
+        handler = MilterHandler(self.gateway, self.caps["milter"])
+        self.sessions.append(handler.sessions)
         try:
             server, url = await start_milter(handler, value, reuse_port=self.reuse_port)
         except ConfigError:
             await self.close()
             raise
-        self.handlers.append(handler)
         self.servers.append(server)
         return [url]
 
@@ -261,12 +282,10 @@ class Server:
             server.close()
         # Idle peers are let go at once; sessions deciding finish, answer, and then go too.
         self.end_idle_sessions()
-        for handler in self.handlers:
-            await handler.in_flight.idle.wait()  # in-flight decisions finish their commit
+        await self.gateway.in_flight.idle.wait()  # in-flight decisions finish their commit
         self.end_idle_sessions()
-        for handler in self.handlers:
-            if not isinstance(handler, GateHandler):
-                await handler.sessions.close()
+        for sessions in self.sessions:
+            await sessions.close()
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
@@ -277,9 +296,8 @@ class Server:
     def end_idle_sessions(self) -> None:
         for limits in self.smtp_limits:
             limits.shut_down()
-        for handler in self.handlers:
-            if not isinstance(handler, GateHandler):
-                handler.sessions.stopping.set()
+        for sessions in self.sessions:
+            sessions.stopping.set()
 
     async def run(
         self,
@@ -296,8 +314,10 @@ class Server:
             os.close(ready_fd)
         loop = asyncio.get_running_loop()
         if install_signals:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 loop.add_signal_handler(signum, self.stopping.set)
+            if EarlyStop.requested is not None:  # arrived while starting
+                self.stopping.set()
         if ready_fd is None:
             announce(self.gate, listening, workers=1)
         outbox = asyncio.create_task(self.outbox_loop() if self.dispatch else self.stopping.wait())
@@ -308,7 +328,7 @@ class Server:
         if started is not None:
             started.set_result(listening)
         await self.stopping.wait()
-        log.info("mailgate_stopping", in_flight=sum(h.in_flight.count for h in self.handlers))
+        log.info("mailgate_stopping", in_flight=self.gateway.in_flight.count)
         imap_stop.set()
         await self.close()
         await outbox
@@ -385,7 +405,7 @@ def configured_listeners(settings: Settings, *, http: bool = True) -> list[str]:
     """The listeners as configured (port 0 stays 0), for the start-up line of ``--workers``."""
     listening = [
         f"{channel}://{host}:{port}"
-        for channel in ("smtp", "lmtp")
+        for channel in (Channel.SMTP, Channel.LMTP)
         if (address := settings.listen_address(channel))
         for host, port in [address]
     ]
@@ -398,6 +418,7 @@ def configured_listeners(settings: Settings, *, http: bool = True) -> list[str]:
 
 def serve(gate: Mailgate, workers: int = 1) -> int:
     """Run the service; with ``workers`` > 1, that many processes share the ports."""
+    EarlyStop.install()
     refuse_unworkable(gate)
     load_language_models(gate)
     fix_mmap_threshold()  # before forking: the workers inherit it
@@ -449,7 +470,7 @@ def _run_workers(gate: Mailgate, count: int, ingest: socket.socket | None = None
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    if len(ready) < count:
+    if len(ready) < count or EarlyStop.requested is not None:
         forward(signal.SIGTERM, None)
     else:
         announce(gate, configured_listeners(gate.settings), workers=count)

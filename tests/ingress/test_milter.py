@@ -18,6 +18,7 @@ import pytest
 from helpers import RunningServer, add_standard_tickets, fixture_bytes, make_settings, with_headers
 from sqlalchemy import text
 
+from worker.clock import utcnow
 from worker.errors import ConfigError
 from worker.ingress import milter_protocol as mp
 from worker.pipeline import Mailgate
@@ -122,10 +123,13 @@ def test_answers_per_decision_on_one_connection(
     assert auto == [(mp.DISCARD, b"")]
     new = fixture_bytes("new_ticket.eml")
     [(command, reply)] = client.message("alice@customer.example", ["support@wildix.com"], new)
-    lines = reply.rstrip(b"\0").decode().split("\r\n")
-    assert command == mp.REPLY_CODE and lines[-1].startswith("550 5.7.1 ")
-    # The policy's short text in one line, not the letter (some milter clients choke on it).
-    assert len(lines) == 1 and "WMP" in lines[0] and len(reply) < 400
+    assert command == mp.REPLY_CODE
+    # The very line SMTP reject mode answers: the policy's text for this rejection.
+    policy = gate.policies.in_force(utcnow())
+    assert policy is not None
+    wording = policy.smtp_reject_text("rejected_new_ticket")
+    assert reply.rstrip(b"\0").decode() == f"550 5.7.1 {wording}"
+    assert "Help Desk tab, Add" in (wording or "")
     again = client.message("alice@customer.example", ["support@wildix.com"], new)
     assert again == [(command, reply)], "a repeat is answered as the original was"
     forged = new.replace(b"From: Alice", b"From: mallory@evil.example\nFrom: Alice")

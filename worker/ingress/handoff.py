@@ -1,10 +1,11 @@
 """The ingest socket: ``serve`` decides the messages ``mailgate ingest`` hands over.
 
 A pipe process that finds ``serve`` on ``MAILGATE_INGEST_SOCKET`` (``worker.launcher``)
-sends its arguments and the message bytes instead of importing the store itself. Here
-each one is decided exactly as ``ingest`` would decide it (``pipe.deliver``, channel
-``pipe``, in the executor) and answered only after the commit, with the output, stderr line
-and exit code ``ingest`` would have printed; any failure is the same exit 75 as in-process.
+sends its arguments and the message bytes instead of importing the store itself; the
+exchange is ``worker.ingest_socket``'s. Here each one is decided exactly as ``ingest``
+would decide it (the gateway, channel ``pipe``, in the executor) and answered only after
+the commit, with the output, stderr line and exit code ``ingest`` would have printed; any
+failure is the same exit code as in-process (the pipe's table, ``worker.exits.PIPE``).
 The socket is bound once by the ``serve`` parent (workers inherit it and all accept),
 ``0600``: the pipe runs as the service user (``deploy/postfix/pipe.master.cf``). A socket
 left by a crash is replaced at start; one another ``serve`` still answers on is refused.
@@ -18,28 +19,26 @@ import json
 import os
 import socket
 import stat
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from worker import exits
+from worker import ingest_socket as wire
+from worker.decision import Channel, Decision
 from worker.errors import ConfigError, MailgateError
 from worker.ingress import pipe
 from worker.ingress.connections import SessionEnd, Sessions
-from worker.ingress.in_flight import InFlight
-from worker.launcher import MAX_SOCKET_PATH, PROTOCOL
-from worker.metrics import TEMPFAILS
-from worker.pipeline import Mailgate
+from worker.ingress.gateway import Gateway
 
 log = structlog.get_logger("mailgate.handoff")
-READ_SECONDS = 60.0  # the client has the whole message before it connects
+MAX_PATH = wire.MAX_SOCKET_PATH
+SETTING = wire.SETTING
+READ_SECONDS = wire.READ_SECONDS
 STRESS_READ_SECONDS = 5.0  # the same while the socket's sessions are near their cap
 DRAIN_CHUNK = 1 << 16
-MAX_PATH = MAX_SOCKET_PATH
-SETTING = "MAILGATE_INGEST_SOCKET"
 
 
 @contextlib.contextmanager
@@ -103,22 +102,13 @@ class MalformedFrame(Exception):
 class HandoffHandler:
     """One session per ``ingest`` call on the socket, decided like the pipe decides."""
 
-    def __init__(
-        self,
-        gate: Mailgate,
-        executor: Executor,
-        on_outbox: Callable[[], None] | None = None,
-        cap: int = 50,
-    ) -> None:
-        self.gate = gate
-        self.executor = executor
-        self.on_outbox = on_outbox
-        self.in_flight = InFlight()
+    def __init__(self, gateway: Gateway, cap: int = 50) -> None:
+        self.gateway = gateway
         self.sessions = Sessions("ingest", cap, READ_SECONDS, STRESS_READ_SECONDS)
 
     async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A session still reading ends when serve stops (the client exits 75 and the MTA
-        # retries); one that is deciding is counted in ``in_flight`` and finishes first.
+        # retries); one that is deciding is counted in flight and finishes first.
         try:
             answer = await self._answer(reader, writer)
         except MalformedFrame as exc:
@@ -127,10 +117,10 @@ class HandoffHandler:
         except (OSError, EOFError, ValueError, SessionEnd):  # timeouts too
             answer = None  # the client went away or spoke nonsense: nothing decided
         except Exception as exc:  # e.g. the executor already stopped
-            answer = _failed(exc)
+            answer = self._failed(exc)
         if answer is not None:
             with contextlib.suppress(OSError):
-                writer.write(json.dumps(answer).encode() + b"\n")
+                writer.write(wire.line(answer))
                 await writer.drain()
         writer.close()
         with contextlib.suppress(OSError):
@@ -139,30 +129,30 @@ class HandoffHandler:
     async def _answer(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> dict[str, Any] | None:
+        # Not JSON at all: ValueError, answered with nothing; JSON of another kind: fallback.
         call = json.loads(await self.sessions.read(reader.readline()) or b"null")
-        if not isinstance(call, dict) or call.get("v") != PROTOCOL:
+        if not isinstance(call, dict) or call.get("v") != wire.PROTOCOL:
             return {"fallback": "protocol"}
         try:
             delivery = _delivery(call)
         except MailgateError as exc:
-            return _failed(exc)
+            return self._failed(exc)
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedFrame(f"call line: {type(exc).__name__} {exc}"[:200]) from None
-        writer.write(json.dumps({"read": delivery.source}).encode() + b"\n")
+        writer.write(wire.line({"read": delivery.source}))
         await writer.drain()
         length = _length(await self.sessions.read(reader.readline()))
-        limit = self.gate.settings.max_message_bytes
+        limit = self.gateway.settings.max_message_bytes
         if length > limit:  # refused before reading: the bytes are drained, never kept
             await self._drain(reader, length)
             return _too_big(length, limit)
         raw = await self.sessions.read(reader.readexactly(length), READ_SECONDS)
         loop = asyncio.get_running_loop()
-        with self.in_flight.deciding():
-            answer, queued = await loop.run_in_executor(
-                self.executor, self._decide, raw, delivery, bool(call.get("json"))
+        with self.gateway.in_flight.deciding():
+            answer, decided = await loop.run_in_executor(
+                self.gateway.executor, self._decide, raw, delivery, bool(call.get("json"))
             )
-        if queued and self.on_outbox is not None:
-            self.on_outbox()  # the reply goes out now, not at the next outbox round
+        self.gateway.wake_outbox(decided)
         return answer
 
     async def _drain(self, reader: asyncio.StreamReader, length: int) -> None:
@@ -179,15 +169,23 @@ class HandoffHandler:
 
     def _decide(
         self, raw: bytes, delivery: pipe.PipeDelivery, as_json: bool
-    ) -> tuple[dict[str, Any], bool]:
-        """In the executor: decide and commit, then the answer ``ingest`` would print."""
+    ) -> tuple[dict[str, Any], list[Decision]]:
+        """In the executor: decide and commit (the envelope is parsed here, off the event
+        loop), then the answer ``ingest`` would print."""
         try:
-            decision = pipe.deliver(self.gate, raw, delivery)
+            decision = self.gateway.decide(raw, delivery.envelope(raw))
             text = pipe.output(decision, as_json)
         except Exception as exc:
-            return _failed(exc), False
-        queued = bool(decision.outbox_ids) and self.gate.needs_dispatch
-        return {"exit": 0, "stdout": text, "stderr": ""}, queued
+            return self._failed(exc), []
+        return {"exit": 0, "stdout": text, "stderr": ""}, [decision]
+
+    def _failed(self, error: Exception) -> dict[str, Any]:
+        """The answer of a failed ``ingest``: its one stderr line and exit code (the pipe's
+        table, ``worker.exits.PIPE``); a bug is logged and counted as a tempfail."""
+        if not isinstance(error, MailgateError):
+            self.gateway.failed(error, Channel.PIPE, via="ingest_socket")
+        message, code = exits.failure(error, exits.PIPE)
+        return {"exit": code, "stdout": "", "stderr": f"mailgate: {message}\n"}
 
 
 def _delivery(call: dict[str, Any]) -> pipe.PipeDelivery:
@@ -213,12 +211,3 @@ def _too_big(length: int, limit: int) -> dict[str, Any]:
     """What ``ingest`` ends with for a message over the size limit: 65, the MTA bounces it."""
     message = f"mailgate: message of {length} bytes is over MAILGATE_MAX_MESSAGE_BYTES ({limit})"
     return {"exit": exits.EX_DATAERR, "stdout": "", "stderr": message + "\n"}
-
-
-def _failed(error: Exception) -> dict[str, Any]:
-    """The answer of a failed ``ingest``: its one stderr line and exit code."""
-    if not isinstance(error, MailgateError):
-        log.exception("ingest_failed", channel="pipe", via="ingest_socket")
-        TEMPFAILS.labels(channel="pipe").inc()
-    message, code = exits.failure(error, exits.PIPE)
-    return {"exit": code, "stdout": "", "stderr": f"mailgate: {message}\n"}
