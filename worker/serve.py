@@ -297,7 +297,7 @@ class Server:
         for limits in self.smtp_limits:
             limits.shut_down()
         for sessions in self.sessions:
-            sessions.stopping.set()
+            sessions.stop()
 
     async def run(
         self,

@@ -17,9 +17,9 @@ import asyncio
 import contextlib
 import resource
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 
@@ -96,6 +96,8 @@ class Sessions:
     def __init__(self, name: str, cap: int, idle: float, stress_idle: float) -> None:
         self.name, self.cap, self.idle, self.stress_idle = name, cap, idle, stress_idle
         self.tasks: set[asyncio.Task[None]] = set()
+        self.reading: set[asyncio.Task[Any]] = set()  # sessions waiting for their peer
+        self.ended: set[asyncio.Task[Any]] = set()
         self.stopping = asyncio.Event()
         self.refusals = RefusalLog("connection_refused")
 
@@ -125,28 +127,43 @@ class Sessions:
         """The idle timeout now: the short one while the listener is nearly full."""
         return self.stress_idle if len(self.tasks) >= STRESS_SHARE * self.cap else self.idle
 
-    async def read(self, reading: Awaitable[T], seconds: float | None = None) -> T:
+    async def read(self, reading: Coroutine[Any, Any, T], seconds: float | None = None) -> T:
         """What ``reading`` gives, within ``seconds`` (the idle timeout by default);
-        ``SessionEnd`` when the peer is slower or the server stops meanwhile."""
-        if self.stopping.is_set():
+        ``SessionEnd`` when the peer is slower or the server stops meanwhile. A timer per
+        read, not a task: this runs for every milter packet."""
+        task = asyncio.current_task()
+        if self.stopping.is_set() or task is None:
+            reading.close()
             raise SessionEnd("stopping")
-        read = asyncio.ensure_future(reading)
-        stop = asyncio.ensure_future(self.stopping.wait())
         limit = min(seconds, self.timeout()) if seconds is not None else self.timeout()
+        deadline = asyncio.get_running_loop().call_later(limit, self._end, task)
+        self.reading.add(task)
         try:
-            await asyncio.wait({read, stop}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+            return await reading
+        except asyncio.CancelledError:
+            if task not in self.ended:
+                raise  # cancelled by someone else
+            task.uncancel()
+            raise SessionEnd("stopping" if self.stopping.is_set() else "idle") from None
         finally:
-            stop.cancel()
-        if read.done():
-            return read.result()
-        read.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await read
-        raise SessionEnd("stopping" if self.stopping.is_set() else "idle")
+            deadline.cancel()
+            self.reading.discard(task)
+            self.ended.discard(task)
+
+    def _end(self, task: asyncio.Task[Any]) -> None:
+        """Cut a session waiting for its peer (idle too long, or the server stopping)."""
+        self.ended.add(task)
+        task.cancel()
+
+    def stop(self) -> None:
+        """No new sessions; the ones waiting for their peers end now."""
+        self.stopping.set()
+        for task in list(self.reading):
+            self._end(task)
 
     async def close(self, seconds: float = 5.0) -> None:
         """End the sessions waiting for their peers; give the others ``seconds`` to answer."""
-        self.stopping.set()
+        self.stop()
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=seconds)
         for task in set(self.tasks):
