@@ -4,8 +4,8 @@ aiohttp keeps a connection that sends nothing, or half a request line, open for 
 was still open after 150 s), and takes as many as the file limit allows. ``GuardedSite``
 is aiohttp's ``TCPSite`` with each connection's protocol wrapped in ``GuardedConnection``:
 over the cap a connection is closed at once, and one that has sent nothing for the idle
-timeout (the stress timeout while the listener is nearly full) is closed, whatever state
-its request is in. Refusals are logged once per interval, not per connection.
+timeout (the stress timeout while the listener is nearly full) is closed, unless a request
+of its is being answered. Refusals are logged once per interval, not per connection.
 """
 
 from __future__ import annotations
@@ -77,8 +77,14 @@ class GuardedConnection(asyncio.Protocol):
         self.deadline = loop.call_later(self.guard.timeout(), self._expired)
 
     def _expired(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        if self.transport is None or self.transport.is_closing():
+            return
+        # A request being answered keeps its connection (a slow API call is no idle peer);
+        # aiohttp's own attribute, read defensively: without it the idle rule alone holds.
+        if getattr(self.inner, "_current_request", None) is not None:
+            self._rearm()
+            return
+        self.transport.close()
 
 
 class GuardedSite(web.TCPSite):
