@@ -3,8 +3,13 @@ and waiting on a condition with a deadline instead of sleeping."""
 
 from __future__ import annotations
 
+import json
+import signal
 import socket
 import struct
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -123,11 +128,6 @@ class Serve:
     its log lines kept for the test to read; stopped with SIGTERM, its PID only."""
 
     def __init__(self, env: dict[str, str], nofile: int) -> None:
-        import json
-        import subprocess
-        import sys
-        import threading
-
         command = ["prlimit", f"--nofile={nofile}:{nofile}", "--", sys.executable, "-m", "worker"]
         self.process = subprocess.Popen(
             [*command, "serve"], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
@@ -148,13 +148,12 @@ class Serve:
         self.reader.start()
         started.wait(60)
         assert self.process.poll() is None, "".join(self.lines[-5:])
-        self.json = json
 
     def events(self, name: str) -> list[dict[str, Any]]:
         found = []
         for line in list(self.lines):
             if f'"{name}"' in line:
-                found.append(self.json.loads(line))
+                found.append(json.loads(line))
         return found
 
     def peak_rss_kib(self) -> int:
@@ -166,8 +165,6 @@ class Serve:
 
     def stop(self) -> tuple[int, float]:
         """SIGTERM; the exit code and the seconds the stop took."""
-        import signal
-
         started = time.monotonic()
         self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(60)
