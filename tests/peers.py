@@ -149,9 +149,10 @@ class Serve:
         started.wait(60)
         assert self.process.poll() is None, "".join(self.lines[-5:])
 
-    def events(self, name: str) -> list[dict[str, Any]]:
+    def events(self, name: str, since: int = 0) -> list[dict[str, Any]]:
+        """The log lines of event ``name`` (from line number ``since`` on), parsed."""
         found = []
-        for line in list(self.lines):
+        for line in list(self.lines)[since:]:
             if f'"{name}"' in line:
                 found.append(json.loads(line))
         return found

@@ -145,7 +145,8 @@ def test_smtp_data_is_not_slowed_by_an_http_flood(served: Served) -> None:
     loop.call_soon_threadsafe(stop.set)
     thread.join(60)
     print(f"DATA->250 median: quiet {quiet:.3f} s, under {FLOOD} API clients {busy:.3f} s")
-    assert busy < max(0.5, 10 * quiet), (quiet, samples)
+    # Generous: main gave a median of 1.3 to 1.8 s here; this box gives about 0.1 s.
+    assert busy < max(1.0, 10 * quiet), (quiet, samples)
 
 
 def open_idle(port: int, count: int) -> list[socket.socket]:
@@ -179,9 +180,9 @@ def milter_served(port: int) -> bool:
 def test_more_idle_connections_than_the_file_limit(served: Served) -> None:
     """Finding 2. 300 idle milter and 100 idle HTTP connections against a file limit of 256:
     SMTP, /healthz and the milter still answer, and refusals are a line a minute."""
-    started = time.monotonic()
+    started, logged = time.monotonic(), len(served.serve.lines)
     idle = open_idle(served.milter, 300) + open_idle(served.http, 100)
-    assert len(idle) == 400, "the kernel accepted them all; serve decides which it keeps"
+    assert len(idle) > NOFILE, "more peers than serve has files; it decides which it keeps"
     assert smtp_send(served.smtp, b"ann@customer.example", message(1)).startswith(b"250")
     # A full listener refuses newcomers until its idle peers time out (the stress timeout,
     # 1 s here): a probe or an MTA that retries is served.
@@ -190,13 +191,14 @@ def test_more_idle_connections_than_the_file_limit(served: Served) -> None:
     seconds = time.monotonic() - started
     for sock in idle:
         sock.close()
-    refusals = served.serve.events("connection_refused")
-    loop_errors = served.serve.events("event_loop_error")
+    refusals = served.serve.events("connection_refused", since=logged)
+    loop_errors = served.serve.events("event_loop_error", since=logged)
     print(
-        f"400 idle peers: all listeners answered within {seconds:.1f} s; "
+        f"{len(idle)} idle peers: all listeners answered within {seconds:.1f} s; "
         f"{len(refusals)} refusal lines, {len(loop_errors)} loop error lines"
     )
-    assert len(refusals) <= 2 and len(loop_errors) <= 2, (refusals, loop_errors)
+    # At most a line per listener and minute (before: asyncio's report on every accept try).
+    assert len(refusals) <= 4 and len(loop_errors) <= 2, (refusals, loop_errors)
     assert served.serve.events("connection_caps_lowered"), "caps were fitted to 256 files"
 
 
