@@ -115,7 +115,9 @@ def exits(codes: ExitCodes = OPERATOR) -> Callable[[Command], Command]:
             except BrokenPipeError:
                 closed_pipe()
             except Exception as exc:
-                if not isinstance(exc, MailgateError):  # a bug: the caller may still retry
+                # A bug: the caller may still retry. An MTA's pipe keeps stderr as the bounce
+                # or deferral text: there the one line below says it all, without frames.
+                if not isinstance(exc, MailgateError) and codes is not PIPE:
                     import structlog  # only here: a command that works never pays for it
 
                     log = structlog.get_logger("mailgate")

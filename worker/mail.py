@@ -37,6 +37,24 @@ def clean_text(value: str, limit: int = 998) -> str:
     return _CONTROL.sub(" ", value).strip()[:limit]
 
 
+def undecodable(value: str | None) -> bool:
+    """True when ``value`` holds octets that are not UTF-8, kept as surrogate escapes by the
+    layer that read them off the wire (aiosmtpd, the milter packet, ``argv``). Such an
+    address is no address (RFC 6531 wants UTF-8), and no digest, database or relay takes it."""
+    if not value or value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def printable(value: str) -> str:
+    """``value`` safe to log or show: octets that are not UTF-8 become ``\\xff`` escapes."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 @lru_cache(maxsize=4096)  # pure, and the same few senders and recipients come back
 def normalize_address(value: str | None) -> str:
     """The one form addresses are compared and sent in, or ``""`` for the null or a broken one.
@@ -45,7 +63,7 @@ def normalize_address(value: str | None) -> str:
     UTF-8 there), and the domain as its IDNA A-label, so ``jörg@bücher.example`` written
     by one client and ``JÖRG@xn--bcher-kva.example`` by another are the same participant.
     """
-    if not value:
+    if not value or undecodable(value):
         return ""
     value = value.strip()
     if value in ("<>", ""):

@@ -7,7 +7,10 @@ decision row with its audit-chain link, and its outbox rows. A message already d
 or is a few rows up in the same batch) rolls the whole batch back; the batch is then
 written again with each message inside its own savepoint, and that message is rolled back
 to it and appended as ``duplicate`` (a savepoint around every message cost two statements
-each, for the rare redelivery). The batch commits once, with one fsync; only then is any
+each, for the rare redelivery). A message whose own write fails for any other reason (a value
+the database refuses) must not fail the sessions batched with it: the group-commit thread
+writes the batch again with savepoints, that message alone is rolled back and answered with
+its error, and its neighbours commit. The batch commits once, with one fsync; only then is any
 caller answered. If the commit fails, every caller in the batch gets the error and nothing
 of the batch exists, so each sender retries.
 """
@@ -79,14 +82,15 @@ class Recorder:
         while True:
             futures, outcome = self._record_batch(self._queue.get())
             for number, future in enumerate(futures):
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
+                result = outcome if isinstance(outcome, BaseException) else outcome[number]
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
                 else:
-                    future.set_result(outcome[number])
+                    future.set_result(result)
 
     def _record_batch(
         self, first: tuple[Pending, Future[Decision]]
-    ) -> tuple[list[Future[Decision]], list[Decision] | BaseException]:
+    ) -> tuple[list[Future[Decision]], list[Decision | Exception] | BaseException]:
         """Record one batch. Only the futures and the outcome leave: the pendings, each
         holding its raw bytes, die with this frame before any caller is answered, instead of
         staying referenced while the thread waits for the next message (a 25 MB one stayed)."""
@@ -98,11 +102,21 @@ class Recorder:
                 break
         futures = [future for _, future in batch]
         try:
-            return futures, self.record_many([pending for pending, _ in batch])
+            return futures, self.record_each([pending for pending, _ in batch])
         except BaseException as exc:
             return futures, exc
 
     def record_many(self, pendings: list[Pending]) -> list[Decision]:
+        """All or nothing: the first message that cannot be written fails the batch."""
+        results = self._record(pendings, isolate=False)
+        return [result for result in results if isinstance(result, Decision)]
+
+    def record_each(self, pendings: list[Pending]) -> list[Decision | Exception]:
+        """Each message's own outcome, its decision or its error; one failing message is
+        rolled back alone and its neighbours are committed."""
+        return self._record(pendings, isolate=len(pendings) > 1)
+
+    def _record(self, pendings: list[Pending], isolate: bool) -> list[Decision | Exception]:
         now = utcnow()
         try:
             try:
@@ -110,18 +124,26 @@ class Recorder:
                 results = self._write(pendings, now, savepoints=False)
             except _AlreadyDecided:
                 # The whole batch rolled back; again, each message in its own savepoint.
-                results = self._write(pendings, now, savepoints=True)
+                results = self._write(pendings, now, savepoints=True, isolate=isolate)
+            except Exception:
+                if not isolate:
+                    raise
+                # One message's value broke the batch: again, each in its own savepoint.
+                results = self._write(pendings, now, savepoints=True, isolate=True)
         except sqlalchemy.exc.IntegrityError as exc:
             raise TransientError(f"database refused the write: {type(exc.orig).__name__}") from exc
         self.batches += 1
-        self.recorded += len(results)
+        self.recorded += sum(isinstance(result, Decision) for result in results)
         return results
 
-    def _write(self, pendings: list[Pending], now: datetime, savepoints: bool) -> list[Decision]:
+    def _write(
+        self, pendings: list[Pending], now: datetime, savepoints: bool, isolate: bool = False
+    ) -> list[Decision | Exception]:
         """One transaction for the batch. Without ``savepoints`` a message already decided
         raises ``_AlreadyDecided`` and nothing of the batch is kept; with them it is
-        rolled back to its savepoint and appended again as a ``duplicate``."""
-        results: list[Decision] = []
+        rolled back to its savepoint and appended again as a ``duplicate``, and with
+        ``isolate`` any other failure of one message is rolled back and becomes its result."""
+        results: list[Decision | Exception] = []
         with writer_turn(self.engine), transaction(self.engine) as session:
             head = lock_chain_head(session)
             # The chain position is kept in memory for the batch and written once at the
@@ -133,15 +155,11 @@ class Recorder:
                     results.append(self._append(session, position, pending, now))
                     continue
                 try:
-                    with connection.begin_nested():
-                        results.append(self._append(session, position, pending, now))
-                except _AlreadyDecided:
-                    original = StoreDirectory(session).decided_as(pending.dedup_key or "")
-                    if original is None:
-                        raise TransientError("decision write conflicted; retry") from None
-                    with connection.begin_nested():
-                        duplicate = as_duplicate(pending, *original)
-                        results.append(self._append(session, position, duplicate, now))
+                    results.append(self._append_alone(session, position, pending, now))
+                except Exception as exc:
+                    if not isolate:
+                        raise
+                    results.append(_own_error(exc))
             connection.execute(_MOVE_HEAD, {"seq": position.seq, "digest": position.digest})
         return results
 
@@ -173,6 +191,22 @@ class Recorder:
             )
         self.recorded += 1
         return decision
+
+    def _append_alone(
+        self, session: Session, position: _Position, pending: Pending, now: datetime
+    ) -> Decision:
+        """``_append`` inside a savepoint; a message already decided becomes a duplicate."""
+        connection = session.connection()
+        try:
+            with connection.begin_nested():
+                return self._append(session, position, pending, now)
+        except _AlreadyDecided:
+            original = StoreDirectory(session).decided_as(pending.dedup_key or "")
+            if original is None:
+                raise TransientError("decision write conflicted; retry") from None
+            with connection.begin_nested():
+                duplicate = as_duplicate(pending, *original)
+                return self._append(session, position, duplicate, now)
 
     def _append(
         self,
@@ -209,6 +243,13 @@ class Recorder:
         decision.id, decision.seq = decision_id, fields["seq"]
         decision.public_id = public_id
         return decision
+
+
+def _own_error(error: Exception) -> Exception:
+    """A message's failed write as its caller sees it: a refused row is transient."""
+    if isinstance(error, sqlalchemy.exc.IntegrityError):
+        return TransientError(f"database refused the write: {type(error.orig).__name__}")
+    return error
 
 
 def _claim_reply(session: Session, pending: Pending, now: datetime) -> bool:

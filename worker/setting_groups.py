@@ -79,6 +79,15 @@ class ListenerSettings(BaseModel):
     smtp_data_timeout: float = Field(default=600, gt=0)
     smtp_max_connections: int = Field(default=200, gt=0)
     smtp_max_connections_per_ip: int = Field(default=20, gt=0)
+    # Hostile peers (worker.ingress.connections): NOOP/RSET/VRFY per SMTP session, caps and
+    # idle timeouts of the milter and HTTP listeners, and the idle timeout of every listener
+    # while it is nearly full (Postfix's ${stress?...} values).
+    smtp_junk_command_limit: int = Field(default=100, gt=0)
+    milter_max_connections: int = Field(default=200, gt=0)
+    milter_idle_timeout: float = Field(default=300, gt=0)
+    http_max_connections: int = Field(default=100, gt=0)
+    http_idle_timeout: float = Field(default=30, gt=0)
+    stress_idle_timeout: float = Field(default=10, gt=0)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     proxy_protocol: bool = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -72,7 +72,13 @@ class TicketRecord(BaseModel):
     @field_validator("closed_at")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return aware(value) if value else None
+        if value is None:
+            return None
+        try:  # 9999-12-31T23:59:59-23:59 is a valid ISO time past the end of the calendar
+            aware(value).astimezone(UTC)
+        except OverflowError:
+            raise ValueError("outside the years 1 to 9999 in UTC") from None
+        return aware(value)
 
 
 def describe_error(error: ValidationError, line: int | None = None) -> str:

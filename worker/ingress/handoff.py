@@ -30,12 +30,15 @@ from worker import ingest_socket as wire
 from worker.decision import Channel, Decision
 from worker.errors import ConfigError, MailgateError
 from worker.ingress import pipe
+from worker.ingress.connections import SessionEnd, Sessions
 from worker.ingress.gateway import Gateway
 
 log = structlog.get_logger("mailgate.handoff")
 MAX_PATH = wire.MAX_SOCKET_PATH
 SETTING = wire.SETTING
 READ_SECONDS = wire.READ_SECONDS
+STRESS_READ_SECONDS = 5.0  # the same while the socket's sessions are near their cap
+DRAIN_CHUNK = 1 << 16
 
 
 @contextlib.contextmanager
@@ -92,50 +95,77 @@ def _remove_stale(path: Path) -> None:
     raise ConfigError(f"{SETTING}: another mailgate serve answers on {path}")
 
 
+class MalformedFrame(Exception):
+    """A line of the exchange that no ``mailgate ingest`` sends: logged, never a tempfail."""
+
+
 class HandoffHandler:
     """One session per ``ingest`` call on the socket, decided like the pipe decides."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, cap: int = 50) -> None:
         self.gateway = gateway
+        self.sessions = Sessions("ingest", cap, READ_SECONDS, STRESS_READ_SECONDS)
 
     async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Counted from the start: a stopping serve lets a session that has begun finish.
-        with self.gateway.in_flight.deciding():
-            try:
-                answer = await self._answer(reader, writer)
-            except (OSError, EOFError, ValueError):  # timeouts too
-                answer = None  # the client went away or spoke nonsense: nothing decided
-            except Exception as exc:  # e.g. the executor already stopped
-                answer = self._failed(exc)
-            if answer is not None:
-                with contextlib.suppress(OSError):
-                    writer.write(wire.line(answer))
-                    await writer.drain()
-            writer.close()
+        # A session still reading ends when serve stops (the client exits 75 and the MTA
+        # retries); one that is deciding is counted in flight and finishes first.
+        try:
+            answer = await self._answer(reader, writer)
+        except MalformedFrame as exc:
+            log.warning("handoff_frame_malformed", problem=str(exc))
+            answer = None
+        except (OSError, EOFError, ValueError, SessionEnd):  # timeouts too
+            answer = None  # the client went away or spoke nonsense: nothing decided
+        except Exception as exc:  # e.g. the executor already stopped
+            answer = self._failed(exc)
+        if answer is not None:
             with contextlib.suppress(OSError):
-                await writer.wait_closed()
+                writer.write(wire.line(answer))
+                await writer.drain()
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
     async def _answer(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> dict[str, Any] | None:
         # Not JSON at all: ValueError, answered with nothing; JSON of another kind: fallback.
-        call = json.loads(await asyncio.wait_for(reader.readline(), READ_SECONDS) or b"null")
+        call = json.loads(await self.sessions.read(reader.readline()) or b"null")
         if not isinstance(call, dict) or call.get("v") != wire.PROTOCOL:
             return {"fallback": "protocol"}
         try:
             delivery = _delivery(call)
-        except Exception as exc:
+        except MailgateError as exc:
             return self._failed(exc)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MalformedFrame(f"call line: {type(exc).__name__} {exc}"[:200]) from None
         writer.write(wire.line({"read": delivery.source}))
         await writer.drain()
-        length = int(await asyncio.wait_for(reader.readline(), READ_SECONDS))
-        raw = await asyncio.wait_for(reader.readexactly(length), READ_SECONDS)
+        length = _length(await self.sessions.read(reader.readline()))
+        limit = self.gateway.settings.max_message_bytes
+        if length > limit:  # refused before reading: the bytes are drained, never kept
+            await self._drain(reader, length)
+            return _too_big(length, limit)
+        raw = await self.sessions.read(reader.readexactly(length), READ_SECONDS)
         loop = asyncio.get_running_loop()
-        answer, decided = await loop.run_in_executor(
-            self.gateway.executor, self._decide, raw, delivery, bool(call.get("json"))
-        )
+        with self.gateway.in_flight.deciding():
+            answer, decided = await loop.run_in_executor(
+                self.gateway.executor, self._decide, raw, delivery, bool(call.get("json"))
+            )
         self.gateway.wake_outbox(decided)
         return answer
+
+    async def _drain(self, reader: asyncio.StreamReader, length: int) -> None:
+        """Read and drop ``length`` bytes, so the client (still writing) hears the answer."""
+        deadline = asyncio.get_running_loop().time() + READ_SECONDS
+        while length > 0:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise SessionEnd("drain took too long")
+            chunk = await self.sessions.read(reader.read(min(length, DRAIN_CHUNK)), left)
+            if not chunk:
+                raise EOFError("the client went away")
+            length -= len(chunk)
 
     def _decide(
         self, raw: bytes, delivery: pipe.PipeDelivery, as_json: bool
@@ -167,3 +197,17 @@ def _delivery(call: dict[str, Any]) -> pipe.PipeDelivery:
         [str(value) for value in call["recipients"]],
         exists=dict(arguments).__getitem__,
     )
+
+
+def _length(line: bytes) -> int:
+    """The message length line: digits only (a 5,000-digit one is no length either)."""
+    text = line.strip()
+    if not text.isdigit() or len(text) > 15:
+        raise MalformedFrame(f"length line: expected a byte count, got {len(line)} bytes")
+    return int(text)
+
+
+def _too_big(length: int, limit: int) -> dict[str, Any]:
+    """What ``ingest`` ends with for a message over the size limit: 65, the MTA bounces it."""
+    message = f"mailgate: message of {length} bytes is over MAILGATE_MAX_MESSAGE_BYTES ({limit})"
+    return {"exit": exits.EX_DATAERR, "stdout": "", "stderr": message + "\n"}

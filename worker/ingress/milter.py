@@ -28,8 +28,9 @@ from worker.decision import Channel
 from worker.errors import ConfigError
 from worker.ingress import answers
 from worker.ingress import milter_protocol as mp
+from worker.ingress.connections import Sessions
 from worker.ingress.gateway import Gateway, Outcome
-from worker.mail import Envelope, normalize_address
+from worker.mail import Envelope, normalize_address, undecodable
 from worker.settings import parse_milter_listen
 
 log = structlog.get_logger("mailgate.milter")
@@ -55,15 +56,23 @@ class Message:
 class MilterHandler:
     """Serves every milter connection of one listener."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, cap: int | None = None) -> None:
         self.gateway = gateway
-        self.max_bytes = gateway.settings.max_message_bytes
+        settings = gateway.settings
+        self.max_bytes = settings.max_message_bytes
+        self.sessions = Sessions(
+            "milter",
+            cap or settings.milter_max_connections,
+            settings.milter_idle_timeout,
+            settings.stress_idle_timeout,
+        )
 
     async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One MTA connection: packets in, replies out, until QUIT or end of stream."""
+        """One MTA connection: packets in, replies out, until QUIT or end of stream; an idle
+        one ends after the idle timeout, or at once when serve stops."""
         message = Message()
         try:
-            while (received := await mp.read_packet(reader)) is not None:
+            while (received := await self.sessions.read(mp.read_packet(reader))) is not None:
                 command, data = received
                 if command == mp.QUIT:
                     break
@@ -89,21 +98,31 @@ class MilterHandler:
             new = Message(mail_from=args[0] if args else "", queue_id=message.queue_id)
             return mp.packet(mp.CONTINUE), new
         if command == mp.RCPT:
-            args = mp.strings(data)
-            message.recipients.append(args[0] if args else "")
-            return mp.packet(mp.CONTINUE), message
+            return self.recipient(data, message), message
         if command == mp.DATA and not self.gateway.for_the_desk(message.recipients):
             return mp.packet(mp.ACCEPT), Message()  # not for the desk: untouched, unrecorded
-        if command == mp.HEADER:
-            _add_header(message, data)
-        elif command == mp.BODY:
-            _add_body(message, data, self.max_bytes)
+        if command in (mp.HEADER, mp.BODY):
+            (_add_header if command == mp.HEADER else _add_body)(message, data, self.max_bytes)
+            if message.size > self.max_bytes:  # header fields count too; answer now, keep nothing
+                log.info("milter_answer", answer="too_big", queue_id=message.queue_id)
+                return mp.reply_code([answers.TOO_BIG]), Message(queue_id=message.queue_id)
         elif command == mp.BODYEOB:
             _add_body(message, data, self.max_bytes)
             return await self.end_of_message(message), Message()
         elif command in (mp.ABORT, mp.QUIT_NC):
             return b"", Message()
         return (b"" if command in mp.NO_REPLY else mp.packet(mp.CONTINUE)), message
+
+    def recipient(self, data: bytes, message: Message) -> bytes:
+        """RCPT: noted; refused for good when the sender is not UTF-8 and this recipient is
+        the desk's (its write could never succeed), while the MTA's other domains go on."""
+        args = mp.strings(data)
+        recipient = args[0] if args else ""
+        if undecodable(message.mail_from) and self.gateway.for_the_desk([recipient]):
+            log.info("milter_answer", answer="sender_not_utf8", queue_id=message.queue_id)
+            return mp.reply_code([answers.SENDER_NOT_UTF8])
+        message.recipients.append(recipient)
+        return mp.packet(mp.CONTINUE)
 
     async def end_of_message(self, message: Message) -> bytes:
         """Decide once, commit, then answer; any failure is a tempfail."""
@@ -163,14 +182,15 @@ def _with_macros(message: Message, data: bytes) -> Message:
     return message
 
 
-def _add_header(message: Message, data: bytes) -> None:
+def _add_header(message: Message, data: bytes, limit: int) -> None:
     name, _, rest = data.partition(b"\0")
     value = rest.rstrip(b"\0")
     # Postfix drops the space after the colon and folds with bare LF; put back the wire form.
     value = value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     line = name + b": " + value + b"\r\n"
     message.size += len(line)
-    message.headers.append(line)
+    if message.size <= limit:  # past the limit nothing more is kept: the answer is 552
+        message.headers.append(line)
 
 
 def _add_body(message: Message, chunk: bytes, limit: int) -> None:
@@ -184,15 +204,16 @@ async def start_listener(
 ) -> tuple[asyncio.base_events.Server, str]:
     """Listen on MAILGATE_MILTER_LISTEN; a taken address is one clear ConfigError."""
     where = parse_milter_listen(value)
+    session = handler.sessions.serving(handler.session)  # capped, stoppable
     try:
         if isinstance(where, Path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(where)  # a socket left by a previous run
-            server = await asyncio.start_unix_server(handler.session, path=str(where))
+            server = await asyncio.start_unix_server(session, path=str(where))
             where.chmod(0o660)  # the MTA's group connects; nobody else
             return server, f"milter://unix:{where}"
         server = await asyncio.start_server(
-            handler.session,
+            session,
             host=where[0],
             port=where[1],
             reuse_address=True,

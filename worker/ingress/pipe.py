@@ -20,10 +20,17 @@ from typing import TYPE_CHECKING
 
 from worker.clock import utcnow
 from worker.decision import Channel
-from worker.errors import UsageProblem
+from worker.errors import InputError, UsageProblem
 from worker.files import read_bytes
 from worker.ingress.gateway import Gateway
-from worker.mail import Envelope, InboundMail, envelope_sender, normalize_address
+from worker.mail import (
+    Envelope,
+    InboundMail,
+    envelope_sender,
+    normalize_address,
+    printable,
+    undecodable,
+)
 from worker.settings import Settings
 from worker.startup import open_gate
 
@@ -52,6 +59,9 @@ class PipeDelivery:
 
         ``exists`` tells whether a value names a file where ``ingest`` runs (the ingest
         socket passes what the client saw)."""
+        if sender is not None and undecodable(sender):
+            # Answered at once and for good (65: the MTA bounces), never a retry loop.
+            raise InputError(f"--sender {printable(sender)!r} is not valid UTF-8")
         exists = exists or (lambda value: Path(value).exists())
         files = [value for value in positional if not _is_recipient(value, exists)]
         if len(files) > 1:

@@ -19,7 +19,7 @@ from worker.clock import utcnow
 from worker.decision import Channel
 from worker.ingress import answers
 from worker.ingress.gateway import Gateway
-from worker.mail import Envelope, domain_of, normalize_address
+from worker.mail import Envelope, domain_of, normalize_address, undecodable
 
 log = structlog.get_logger("mailgate.smtp")
 
@@ -36,6 +36,8 @@ class GateHandler:
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
+        if undecodable(address):
+            return answers.SENDER_NOT_UTF8
         # Same check and answer as RCPT: one syntax code for a bad address, wherever it is.
         if address not in ("", "<>") and not normalize_address(address):  # <>: null sender
             return answers.BAD_ADDRESS
@@ -46,6 +48,8 @@ class GateHandler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
+        if undecodable(address):
+            return answers.RECIPIENT_NOT_UTF8
         normalized = normalize_address(address)
         if not normalized:
             return answers.BAD_ADDRESS

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from worker.clock import utcnow
 from worker.decision import Channel
 from worker.errors import ConfigError
+from worker.ingress.connections import Sessions
 from worker.ingress.gateway import Gateway
 from worker.ingress.handoff import HandoffHandler
 from worker.ingress.imap import MailboxWorker
@@ -40,6 +41,10 @@ class Serving(Protocol):
     gate: Mailgate
     gateway: Gateway
     executor: ThreadPoolExecutor
+    http_executor: ThreadPoolExecutor  # the HTTP side's own threads (worker.web.offload)
+    caps: dict[str, int]  # each listener's connection cap, below the open-file limit
+    smtp_limits: list[ConnectionLimits]
+    sessions: list[Sessions]  # the milter's and the ingest socket's
     reuse_port: bool
     dispatch: bool  # the one process that runs the outbox, the jobs and the HTTP side
     ingest: socket.socket | None
@@ -68,11 +73,8 @@ async def _smtp_like(
     address = settings.listen_address(channel)
     if address is None:
         return []
-    limits = ConnectionLimits(
-        max_connections=settings.smtp_max_connections,
-        max_per_peer=settings.smtp_max_connections_per_ip,
-        data_timeout=settings.smtp_data_timeout,
-    )
+    limits = ConnectionLimits.for_listener(settings, server.caps[channel])
+    server.smtp_limits.append(limits)
     factory = partial(
         protocol,
         GateHandler(server.gateway, channel),
@@ -109,9 +111,9 @@ async def milter(server: Serving) -> list[str]:
         return []
     if isinstance(parse_milter_listen(value), Path) and server.reuse_port and not server.dispatch:
         return []  # a unix socket cannot be shared: with --workers, worker 0 serves it
-    listening, url = await start_milter(
-        MilterHandler(server.gateway), value, reuse_port=server.reuse_port
-    )
+    handler = MilterHandler(server.gateway, server.caps["milter"])
+    server.sessions.append(handler.sessions)
+    listening, url = await start_milter(handler, value, reuse_port=server.reuse_port)
     server.servers.append(listening)
     return [url]
 
@@ -120,8 +122,10 @@ async def ingest_socket(server: Serving) -> list[str]:
     """Accept ``mailgate ingest`` hand-offs on the socket serve() bound (not announced)."""
     if server.ingest is None:
         return []
-    handler = HandoffHandler(server.gateway)
-    server.servers.append(await asyncio.start_unix_server(handler.session, sock=server.ingest))
+    handler = HandoffHandler(server.gateway, server.caps["ingest"])
+    session = handler.sessions.serving(handler.session)
+    server.sessions.append(handler.sessions)
+    server.servers.append(await asyncio.start_unix_server(session, sock=server.ingest))
     return []
 
 
@@ -134,15 +138,20 @@ async def http(server: Serving) -> list[str]:
 
     from worker.helpdesk.metrics import HelpdeskCollector
     from worker.web.app import Web
+    from worker.web.guard import ConnectionGuard, GuardedSite
     from worker.web.mailbox_metrics import MailboxCollector
 
-    site_app = Web(server.gate, server.executor, server.readiness, server.imap_lag)
+    # Its own threads: decisions never queue behind HTTP requests (worker.web.offload).
+    site_app = Web(server.gate, server.http_executor, server.readiness, server.imap_lag)
     site_app.registry.register(MailboxCollector(lambda: server.imap_workers))
     settings = server.gate.settings
     site_app.registry.register(HelpdeskCollector(server.gate.read_engine, settings.helpdesk))
     server.http_runner = aioweb.AppRunner(site_app.application(), access_log=None)
     await server.http_runner.setup()
-    site = aioweb.TCPSite(server.http_runner, address[0], address[1], reuse_address=True)
+    guard = ConnectionGuard(
+        server.caps["http"], settings.http_idle_timeout, settings.stress_idle_timeout
+    )
+    site = GuardedSite(server.http_runner, address[0], address[1], guard)
     try:
         await site.start()
     except OSError as exc:

@@ -24,14 +24,18 @@ from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
 from worker.helpdesk.config import connector_for
 from worker.helpdesk.service import HelpdeskHealth, readiness_checks
+from worker.ingress.connections import Sessions, listener_caps
 from worker.ingress.gateway import Gateway
 from worker.ingress.imap import MailboxWorker, start_workers
+from worker.ingress.protocol import ConnectionLimits
+from worker.loop_errors import LoopErrors
 from worker.oauth.manager import relay_credentials
 from worker.pipeline import Mailgate
 from worker.serve.health import imap_lag, readiness
 from worker.serve.jobs import JobContext, OutboxLoop, start_periodic_jobs
 from worker.serve.listeners import LISTENERS
 from worker.serve.preflight import announce
+from worker.web.offload import HTTP_THREADS
 
 log = structlog.get_logger("mailgate.serve")
 
@@ -54,6 +58,10 @@ class Server:
         self.reuse_port = reuse_port
         self.dispatch = dispatch
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decide")
+        self.http_executor = ThreadPoolExecutor(max_workers=HTTP_THREADS, thread_name_prefix="http")
+        self.caps = listener_caps(gate.settings)  # all of them below the open-file limit
+        self.smtp_limits: list[ConnectionLimits] = []
+        self.sessions: list[Sessions] = []  # the milter's and the ingest socket's
         self.servers: list[asyncio.base_events.Server] = []
         self.stopping = asyncio.Event()
         self.imap_workers: list[MailboxWorker] = []
@@ -97,17 +105,31 @@ class Server:
         return self.outbox.round()
 
     async def close(self) -> None:
+        # Queued HTTP reads are dropped, so that a flood of them cannot hold the stop.
+        self.http_executor.shutdown(wait=False, cancel_futures=True)
         if self.http_runner is not None:
             await self.http_runner.cleanup()
             self.http_runner = None
         for server in self.servers:
             server.close()
+        # Idle peers are let go at once; sessions deciding finish, answer, and then go too.
+        self.end_idle_sessions()
         await self.gateway.in_flight.idle.wait()  # in-flight decisions finish their commit
+        self.end_idle_sessions()
+        for sessions in self.sessions:
+            await sessions.close()
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
         self.executor.shutdown(wait=True)
         self.outbox_executor.shutdown(wait=True)
+        self.http_executor.shutdown(wait=True)
+
+    def end_idle_sessions(self) -> None:
+        for limits in self.smtp_limits:
+            limits.shut_down()
+        for sessions in self.sessions:
+            sessions.stop()
 
     async def run(
         self,
@@ -119,6 +141,7 @@ class Server:
     ) -> None:
         """Start, serve until a stop signal, stop; ``stopped_early`` tells whether one came
         before the loop could handle it (``worker.serve.supervisor.EarlyStop``)."""
+        asyncio.get_running_loop().set_exception_handler(LoopErrors())
         listening = await self.start()
         if ready_fd is not None:  # a worker process tells its parent it is listening
             os.write(ready_fd, b"1")

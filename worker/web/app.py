@@ -18,6 +18,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,10 @@ from worker.web.auth import OPERATOR_KEY, authenticate, needed_role, require, un
 from worker.web.console_api import ConsoleApi
 from worker.web.console_token import token_hint
 from worker.web.held_api import HeldApi
+from worker.web.inputs import authorization, bounded, row_id
 from worker.web.labels import decision_label, labels_for_row, page_labels
 from worker.web.metrics import registry_for
+from worker.web.offload import SharedRun, encoded
 from worker.web.tickets_api import TicketsApi, signed_write
 
 log = structlog.get_logger("mailgate.web")
@@ -135,10 +138,8 @@ def decision_filter(query: Mapping[str, str]) -> DecisionFilter:
         raise ValueError(f"unknown decision {decision!r}")
     since = parse_when(query["since"]) if query.get("since") else None
     until = parse_when(query["until"]) if query.get("until") else None
-    before = int(query["before"]) if query.get("before") else None
-    limit = min(int(query.get("limit") or "100"), 1000)
-    if limit < 1:
-        raise ValueError("limit: expected 1 to 1000")
+    before = row_id(query["before"], "before") if query.get("before") else None
+    limit = bounded(query.get("limit") or "100", "limit", 1, 1000)
     return DecisionFilter(
         since=since,
         until=until,
@@ -171,9 +172,15 @@ class Web:
         self.console = ConsoleApi(gate, executor, self.checks)
         self.static = {name: (path.read_bytes(), kind) for name, (path, kind) in STATIC.items()}
         self.kinds = parse_kinds(gate.settings.helpdesk_kinds or "")  # pushed queue → kind
+        self.scrape = SharedRun(partial(generate_latest, self.registry))
 
     async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+
+    async def blocking_json(self, function: Callable[..., Any], *args: Any) -> web.Response:
+        """``function``'s result as a JSON response, encoded off the event loop."""
+        body = await self.blocking(encoded, function, *args)
+        return web.Response(body=body, content_type="application/json")
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self.guard])
@@ -209,6 +216,11 @@ class Web:
             return web.json_response(
                 {"error": f"cross-site request refused ({refused})"}, status=403
             )
+        if request.path.startswith("/api"):
+            try:  # a header that is no text (``Bearer \xff\xfe``) is a 400, not a crash
+                authorization(request.headers.get("Authorization", ""))
+            except ValueError as exc:
+                return web.json_response({"error": str(exc)}, status=400)
         # A helpdesk's webhook may sign its write instead of holding a bearer token.
         signed = request.path.startswith("/api/tickets") and signed_write(
             request, self.gate.settings.webhook_secret, await request.read()
@@ -223,6 +235,11 @@ class Web:
             return await handler(request)
         except TransientError:
             return web.json_response({"error": "database unavailable"}, status=503)
+        except web.HTTPException:
+            raise  # aiohttp's own answers (404, 405, 413 ...)
+        except Exception as exc:  # a bug: one line in the log, no traceback, no detail out
+            log.error("http_request_failed", path=request.path, error_type=type(exc).__name__)
+            return web.json_response({"error": "internal error"}, status=500)
 
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -230,7 +247,8 @@ class Web:
     async def checks(self) -> dict[str, Any]:
         checks = dict(self.readiness())
         try:
-            await self.blocking(self._ping)
+            # The loop's default pool: a probe never waits behind a flood of API requests.
+            await asyncio.get_running_loop().run_in_executor(None, self._ping)
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"
@@ -255,7 +273,7 @@ class Web:
             connection.execute(text("SELECT 1"))
 
     async def metrics(self, request: web.Request) -> web.Response:
-        body = await self.blocking(generate_latest, self.registry)
+        body = await self.scrape(self.executor)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def dashboard(self, request: web.Request) -> web.Response:
@@ -275,7 +293,7 @@ class Web:
             wanted = decision_filter(request.query)
         except ValueError as exc:
             return web.json_response({"error": f"bad query: {exc}"}, status=400)
-        return web.json_response(await self.blocking(self._decisions, wanted))
+        return await self.blocking_json(self._decisions, wanted)
 
     def _decisions(self, wanted: DecisionFilter) -> dict[str, Any]:
         with Session(self.gate.read_engine) as session:
@@ -286,9 +304,13 @@ class Web:
             }
 
     async def decision(self, request: web.Request) -> web.Response:
+        try:
+            wanted = row_id(request.match_info["id"], "decision id")
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
         # The console asks without headers: its message view records its own read.
         reader = None if request.query.get("headers") == "0" else request[OPERATOR_KEY].name
-        found = await self.blocking(self._decision, int(request.match_info["id"]), reader)
+        found = await self.blocking(self._decision, wanted, reader)
         if found is None:
             return web.json_response({"error": "no such decision"}, status=404)
         return web.json_response(found)
@@ -325,7 +347,7 @@ class Web:
         return result
 
     async def summary(self, request: web.Request) -> web.Response:
-        return web.json_response(await self.blocking(self._summary))
+        return await self.blocking_json(self._summary)
 
     def _summary(self) -> dict[str, Any]:
         since = utcnow() - timedelta(hours=24)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -29,6 +28,7 @@ from worker.clock import aware, utcnow
 from worker.helpdesk.config import kind_of
 from worker.ticket_directory import as_json, get_ticket, list_tickets, remove_ticket
 from worker.tickets import TicketRecord, describe_error, upsert
+from worker.web.inputs import json_document
 
 Blocking = Callable[..., Awaitable[Any]]
 REPLAY_WINDOW = 300  # seconds a signed Zendesk request stays valid
@@ -128,16 +128,16 @@ class TicketsApi:
 
     async def put(self, request: web.Request) -> web.Response:
         try:
-            body = json.loads(await request.read())
+            body = json_document(await request.read())  # too deep: a 400, not a crash
             if not isinstance(body, dict):
-                raise ValueError("expected a JSON object")
+                raise ValueError("bad JSON: expected a JSON object")
             if "id" in request.match_info:  # PUT names it in the path, POST in the body
                 body["id"] = request.match_info["id"]
             record = TicketRecord.model_validate(directory_fields(body, self.kinds))
         except ValidationError as exc:
             return web.json_response({"error": describe_error(exc)}, status=400)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return web.json_response({"error": f"bad JSON: {exc}"}, status=400)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
         await self.blocking(upsert, self.engine, [record], "api")
         return web.json_response(
             {"ticket": record.id, "kind": record.kind, "status": record.status}
