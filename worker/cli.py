@@ -227,8 +227,7 @@ def replay(
 def migrate() -> None:
     """Bring the database to this release's schema (every command also does it on start)."""
     from worker.console import out
-    from worker.store.db import make_engine
-    from worker.store.upgrade import migrate_command
+    from worker.store.db import make_engine, migrate_command
 
     cfg = settings()
     before, after = migrate_command(make_engine(cfg.effective_database_url, cfg.db_busy_timeout))

@@ -134,6 +134,15 @@ def migrate(engine: Engine) -> None:
         connection.commit()
 
 
+def migrate_command(engine: Engine) -> tuple[str | None, str | None]:
+    """``mailgate migrate``: the revision before and after bringing the schema to head."""
+    from worker.store.upgrade import current_revision
+
+    before = current_revision(engine)
+    migrate(engine)
+    return before, current_revision(engine)
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """A session whose work commits together or not at all; storage errors become transient."""

@@ -37,12 +37,3 @@ def refuse_unknown(current: str | None, known: set[str], head: str | None) -> No
             f"database schema {current} is newer than this release knows (newest {head}): "
             "restore the backup taken before the upgrade, or install the newer release"
         )
-
-
-def migrate_command(engine: Engine) -> tuple[str | None, str | None]:
-    """``mailgate migrate``: the revision before and after bringing the schema to head."""
-    from worker.store.db import migrate
-
-    before = current_revision(engine)
-    migrate(engine)
-    return before, current_revision(engine)
