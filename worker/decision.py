@@ -98,12 +98,25 @@ class OutboxKind(StrEnum):
 
 
 @dataclass(frozen=True)
+class ReplyLanguage:
+    """The language a reply is written in (a shipped one), and why it was chosen."""
+
+    language: str
+    reason: str
+
+    def trace_step(self) -> dict[str, Any]:
+        """As a trace step after the chain's: the choice is part of what was decided."""
+        return {"rule": "reply_language", "hit": self.language != "en", "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class ReplyPlan:
     """Whether a decision gets an automatic reply, why (not), and to whom."""
 
     status: ReplyStatus
     reason: str | None
     recipient: str | None = None
+    language: ReplyLanguage | None = None  # of the reply, or of the 550 text
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,8 @@ class Decision:
     # it to its folder) needs no query. Not stored: ``duplicate_of`` points at the row.
     original_decision: str | None = None
     public_id: str | None = None  # the opaque reference in the SMTP answer
+    # The language of the reply or the in-dialogue 550 text; not stored (the trace has it).
+    reply_language: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         received = self.received_at.astimezone(UTC).isoformat(timespec="microseconds")

@@ -28,6 +28,7 @@ from worker.decision import (
     Pending,
     ReplyPlan,
     ReplyStatus,
+    is_rejection,
 )
 from worker.errors import TransientError
 from worker.forwarding import forward_mail, webhook_body
@@ -39,8 +40,10 @@ from worker.policy.context import RuleContext
 from worker.policy.document import Policy, PolicySet, reply_windows
 from worker.policy.reference import resolve
 from worker.private import tighten
+from worker.public_id import new_public_id
 from worker.recorder import Recorder
 from worker.replies import build_reply, plan_reply
+from worker.reply_language import choose as choose_language
 from worker.settings import Settings
 from worker.spam import spam_verdict
 from worker.store.db import TRANSIENT_DB_ERRORS, make_engine, migrate
@@ -182,7 +185,8 @@ class Mailgate:
         ctx, decision = message.ctx, message.result.decision
         if reject_in_dialogue and decision.is_rejection:
             # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.
-            return ReplyPlan(ReplyStatus.SMTP_REJECTED, "reject_mode_smtp")
+            language = choose_language(ctx.mail, ctx.policy)
+            return ReplyPlan(ReplyStatus.SMTP_REJECTED, "reject_mode_smtp", language=language)
         plan = plan_reply(
             decision,
             ctx.mail,
@@ -193,18 +197,21 @@ class Mailgate:
             ctx.envelope.channel,
             self.settings.trusted_authserv_id,
         )
+        if reject_in_dialogue and message.earlier and is_rejection(message.earlier[1]):
+            # A repeat is refused again, in the words the first refusal used.
+            return replace(plan, language=choose_language(ctx.mail, ctx.policy))
         if plan.status != ReplyStatus.QUEUED or not plan.recipient:
             return plan
         if spam_verdict(ctx.mail, ctx.policy):
             # The desk's filter called it spam: its sender is likely forged (backscatter).
             return ReplyPlan(ReplyStatus.SUPPRESSED, "spam")
+        recipient = plan.recipient
+        plan = replace(plan, language=choose_language(ctx.mail, ctx.policy))
         # The claim in record() decides; only a dry run needs to know beforehand.
         if session is None:
             return plan
         window, _ = reply_windows(ctx.policy)
-        if not reply_slot_free(
-            session, plan.recipient.lower(), plan.reason or "", utcnow(), window
-        ):
+        if not reply_slot_free(session, recipient.lower(), plan.reason or "", utcnow(), window):
             return ReplyPlan(ReplyStatus.SUPPRESSED, "rate_limited")
         return plan
 
@@ -227,7 +234,12 @@ class Mailgate:
             trace=result.trace,
             duplicate_of=message.earlier[0] if message.earlier else None,
             original_decision=message.earlier[1] if message.earlier else None,
+            # Known before the commit, so that the reply can quote it.
+            public_id=new_public_id(),
+            reply_language=plan.language.language if plan.language else None,
         )
+        if plan.language is not None and plan.status != ReplyStatus.SUPPRESSED:
+            decision.trace = [*result.trace, plan.language.trace_step()]
         outbox = self._reply(ctx, decision, plan)
         if result.decision == DecisionName.ACCEPTED_FOLLOWUP and ctx.envelope.channel != "replay":
             # An archive replay records history; the ticket system already has it.
@@ -247,6 +259,8 @@ class Mailgate:
             policy=ctx.policy,
             support_domains=ctx.support_domains,
             ticket=decision.ticket,
+            language=plan.language.language if plan.language else "en",
+            reference=decision.public_id or "",
         )
         return [OutboxItem(OutboxKind.AUTO_REPLY, "", plan.recipient, message_id, body)]
 
@@ -278,6 +292,7 @@ class Mailgate:
         """The decision and trace a message would get now; ``decide`` only reads."""
         with Session(self.read_engine) as session:
             decision = self.decide(raw, envelope, session).decision
+        decision.public_id = None  # nothing recorded, nothing to cite
         # Only the dry run carries each rule's description; stored traces stay as they were.
         decision.trace = [
             {**step, "description": describe(step["rule"])} for step in decision.trace

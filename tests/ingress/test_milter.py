@@ -124,8 +124,11 @@ def test_answers_per_decision_on_one_connection(
     [(command, reply)] = client.message("alice@customer.example", ["support@wildix.com"], new)
     lines = reply.rstrip(b"\0").decode().split("\r\n")
     assert command == mp.REPLY_CODE and lines[-1].startswith("550 5.7.1 ")
-    assert all(line.startswith("550-5.7.1 ") for line in lines[:-1]) and len(lines) > 2
-    assert lines[0] == "550-5.7.1 Your message was not turned into a support ticket."
+    assert lines == [
+        "550-5.7.1 Email only accepts follow-ups on an existing ticket",
+        "550 5.7.1 Open new tickets in WMP (https://wmp.wildix.com): Help Desk tab, Add, "
+        "Tech Support or Customer Care",
+    ], "the policy's short text, one line per clause (English mail: English only)"
     again = client.message("alice@customer.example", ["support@wildix.com"], new)
     assert again == [(command, reply)], "a repeat is answered as the original was"
     forged = new.replace(b"From: Alice", b"From: mallory@evil.example\nFrom: Alice")

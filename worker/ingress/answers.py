@@ -96,6 +96,10 @@ def accepted(public_id: str | None) -> str:
     return f"250 2.0.0 Ok: queued as {public_id or 'unknown'}"
 
 
-def rejected_in_dialogue(text: str | None) -> str:
-    """``550 5.7.1`` with the policy's text for the decision, for ``MAILGATE_REJECT_MODE=smtp``."""
-    return f"550 5.7.1 {text}" if text else DEFAULT_REJECTION
+def rejected_in_dialogue(text: str | list[str] | None) -> str:
+    """``550 5.7.1`` with the policy's text for the decision, for ``MAILGATE_REJECT_MODE=smtp``;
+    a list is one reply line per element (RFC 5321 multi-line reply)."""
+    lines = [text] if isinstance(text, str) else list(text or [])
+    if not lines:
+        return DEFAULT_REJECTION
+    return "\r\n".join([f"550-5.7.1 {line}" for line in lines[:-1]] + [f"550 5.7.1 {lines[-1]}"])

@@ -33,10 +33,10 @@ from worker.ingress.in_flight import InFlight
 from worker.mail import Envelope, domain_of, normalize_address
 from worker.metrics import TEMPFAILS
 from worker.pipeline import Mailgate
+from worker.reject_text import reject_lines
 from worker.settings import parse_milter_listen
 
 log = structlog.get_logger("mailgate.milter")
-MAX_REPLY_LINES = 20
 
 
 @dataclass
@@ -173,22 +173,13 @@ class MilterHandler:
         return mp.packet(mp.DISCARD)
 
     def rejection_lines(self, decision: Decision, name: str) -> list[str]:
-        """``550 5.7.1`` with the decision's text from the policy, one reply line per line."""
+        """``550 5.7.1`` with the decision's short text from the policy, in English and in
+        the customer's language (``worker.reject_text``), one reply line per clause."""
         policy = self.gate.policies.by_id(decision.policy or "")
-        text = policy.render(name, ticket=decision.ticket or "") if policy else None
-        if not text:
-            portal = policy.document.portal_url if policy else "the support portal"
-            return [answers.rejected_in_dialogue(portal)]
-        lines = [_reply_line(line) for line in text.splitlines()]
-        lines = [line for line in lines if line and line != "Hello,"][:MAX_REPLY_LINES]
+        lines = reject_lines(policy, name, decision.reply_language)
+        if not lines:
+            return [answers.DEFAULT_REJECTION]
         return [f"550-5.7.1 {line}" for line in lines[:-1]] + [f"550 5.7.1 {lines[-1]}"]
-
-
-def _reply_line(line: str) -> str:
-    """A template line as an SMTP reply line: the letter's framing goes (this is no automatic
-    reply but the answer itself), and '%' would read as a format escape to some MTAs."""
-    line = line.strip().removeprefix("this is an automatic reply: ").replace("%", " percent")
-    return line[:1].upper() + line[1:]
 
 
 def _with_macros(message: Message, data: bytes) -> Message:

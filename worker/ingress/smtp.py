@@ -22,6 +22,7 @@ from worker.ingress.in_flight import InFlight
 from worker.mail import Envelope, domain_of, normalize_address
 from worker.metrics import TEMPFAILS
 from worker.pipeline import Mailgate
+from worker.reject_text import reject_lines
 
 log = structlog.get_logger("mailgate.smtp")
 
@@ -89,8 +90,8 @@ class GateHandler:
             self.on_outbox()
         if decision.reply["status"] == "smtp_rejected":
             policy = self.gate.policies.by_id(decision.policy or "")
-            text = policy.smtp_reject_text(decision.decision) if policy else None
-            return _repeat(answers.rejected_in_dialogue(text), count)
+            lines = reject_lines(policy, decision.decision, decision.reply_language)
+            return _repeat(answers.rejected_in_dialogue(lines), count)
         return _repeat(answers.accepted(decision.public_id), count)
 
     async def handle_PROXY(self, server: Any, session: Any, envelope: Any, proxy_data: Any) -> bool:
