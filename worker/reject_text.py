@@ -16,10 +16,14 @@ from worker.policy.document import Policy
 
 MAX_BYTES = 400
 _FOLDED = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d"})
+# German writes a dropped umlaut as a following e.
+_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
 
 
-def ascii_folded(text: str) -> str:
+def ascii_folded(text: str, language: str = "") -> str:
     """The text with accents dropped and anything else outside printable ASCII removed."""
+    if language == "de":
+        text = text.translate(_UMLAUTS)
     decomposed = unicodedata.normalize("NFKD", text.translate(_FOLDED))
     kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return "".join(ch for ch in kept if " " <= ch <= "~").replace("%", " percent")
@@ -45,7 +49,7 @@ def reject_lines(policy: Policy | None, decision: str, language: str | None) -> 
     translated = catalogue(language).translate(source)
     if translated is None:
         return lines
-    local = _clauses(ascii_folded(string.Template(translated).safe_substitute(portal)))
+    local = _clauses(ascii_folded(string.Template(translated).safe_substitute(portal), language))
     both = lines + local
     if sum(len(line) + len("550-5.7.1 \r\n") for line in both) > MAX_BYTES:
         return lines

@@ -3,8 +3,9 @@
 First the language of what the customer wrote in this message, judged by the identifier
 the ``language`` rule uses, with the policy's thresholds (letters, confidence), and only
 when every sentence long enough to judge agrees: a mixed text, two words or a bare
-signature are unclear. Then the first shipped language the message's ``Content-Language``
-or ``Accept-Language`` names. Else English. The choice and why is one trace step.
+signature are unclear (a text without a line of four words has no sentence to judge).
+Then the first shipped language the message's ``Content-Language`` or
+``Accept-Language`` names. Else English. The choice and why is one trace step.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from worker.policy.document import Language, Policy
 
 # A sentence shorter than this is not judged on its own when looking for a second language.
 _SENTENCE_LETTERS = 25
+# A text with no line of this many words is a greeting or a signature, not a sentence.
+_SENTENCE_WORDS = 4
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
 
 
 def _from_text(text: str, settings: Language) -> tuple[str | None, str]:
     """The text's language when it is clear, else None; and what was found."""
+    if not any(len(line.split()) >= _SENTENCE_WORDS for line in text.splitlines()):
+        # Greetings, a name, a signature block: words, but not a sentence to judge.
+        return None, "no sentence to judge"
     guess = identify(text)
     if guess.language is None or guess.letters < settings.min_letters:
         return None, f"text too short to judge ({guess.letters} letters)"

@@ -221,6 +221,7 @@ def test_reject_mode_text_follows_the_decision(served: tuple[Mailgate, RunningSe
     _, foreign = deliver(running, probe("1001", "<q2@attacker.example>"), "eve@a.example")
     assert new.startswith(b"5.7.1 ") and b"Help Desk tab, Add" in new and portal.encode() in new
     assert b"English" in language and b"WMP" not in language
+    assert b"5.7.1 Le richieste al Customer Care sono gestite solo in inglese" in language
     assert b"closed" in closed and b"new ticket" in closed
     assert unknown == foreign and b"closed" not in unknown and b"English" not in unknown
     assert len({new, language, closed, unknown}) == 4
