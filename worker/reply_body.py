@@ -33,6 +33,9 @@ from worker.policy.document import Hint, Policy
 WIDTH = 76
 HTML_WIDTH = 70  # room for the tags around a line
 _ITEM = re.compile(r"^(\s*)(\d{1,2}\.|-|\*)(\s+)")
+# "step 3", "ticket 3003": a number is not left alone at the start of a line.
+_GLUE = re.compile(r"(?<=\w) (?=\d)")
+_KEEP = "\ue000"  # a private-use character: a space the wrapper must not break at
 _URL = re.compile(r"https://[^\s<>\"']+[^\s<>\"'.,;:)]")
 
 
@@ -82,7 +85,7 @@ class ReplyBody:
 def wrap(text: str, width: int = WIDTH) -> str:
     """A paragraph wrapped to ``width``; a list item's continuation lines hang under its text."""
     lines: list[str] = []
-    for item in text.split("\n"):
+    for item in _GLUE.sub(_KEEP, text).split("\n"):
         marker = _ITEM.match(item)
         hang = " " * len(marker.group(0)) if marker else item[: len(item) - len(item.lstrip())]
         wrapper = textwrap.TextWrapper(
@@ -92,7 +95,7 @@ def wrap(text: str, width: int = WIDTH) -> str:
             break_on_hyphens=False,
         )
         lines += wrapper.wrap(item) or [""]
-    return "\n".join(lines)
+    return "\n".join(lines).replace(_KEEP, " ")
 
 
 def _linked(line: str) -> str:
