@@ -11,6 +11,7 @@ the customer's language, then in English, the language the policy asks for.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import textwrap
@@ -82,6 +83,7 @@ class ReplyBody:
         )
 
 
+@functools.lru_cache(maxsize=2048)  # pure; a reply is mostly the same paragraphs again
 def wrap(text: str, width: int = WIDTH) -> str:
     """A paragraph wrapped to ``width``; a list item's continuation lines hang under its text."""
     lines: list[str] = []
@@ -109,6 +111,7 @@ def _html_lines(text: str) -> str:
     return "\n".join(_linked(line.strip()) for line in wrap(text, HTML_WIDTH).split("\n"))
 
 
+@functools.lru_cache(maxsize=2048)
 def _html_paragraph(text: str) -> str:
     items = text.split("\n")
     if not all(_ITEM.match(item) for item in items):
@@ -118,12 +121,21 @@ def _html_paragraph(text: str) -> str:
     return f"<{tag}>\n{entries}\n</{tag}>"
 
 
+@functools.lru_cache(maxsize=64)
+def _paragraphs(template: str) -> tuple[str, ...]:
+    return tuple(paragraphs(template))
+
+
+@functools.lru_cache(maxsize=256)
+def _normalized(text: str) -> str:
+    return normalize(text)
+
+
 def _section(
     policy: Policy, decision: str, language: str, values: dict[str, str], hints: list[Hint]
 ) -> Section:
     """The template in ``language`` if every paragraph has a translation, else English."""
-    template = policy.templates[decision].template
-    messages = paragraphs(template)
+    messages = _paragraphs(policy.templates[decision].template)
     wanted = [m for m in messages if m not in SLOTS]
     translated = translate_all(language, wanted)
     if translated is None:
@@ -133,7 +145,7 @@ def _section(
     rendered: list[str] = []
     for message in messages:
         if message in SLOTS:
-            rendered += [normalize(paragraph(h, language)) for h in hints]
+            rendered += [_normalized(paragraph(h, language)) for h in hints]
         else:
             rendered.append(lookup[message])
     return Section(language, [Template(text).substitute(fields) for text in rendered])
