@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
+from pathlib import Path
 
 import pytest
 from rule_context import DOMAINS, message, policy
 
 from worker.decision import ReplyPlan, ReplyStatus
 from worker.mail import InboundMail
+from worker.policy.document import PolicySet
 from worker.replies import build_reply, plan_reply
 
 INBOUND = message(
@@ -159,3 +162,53 @@ def test_blind_copies_are_not_answered() -> None:
     """RFC 5230 4.5: only mail that names us in its header gets a reply."""
     raw = message(To="team@customer.example")
     assert plan(raw) == ReplyPlan(ReplyStatus.SUPPRESSED, "not_addressed_to_support")
+
+
+@pytest.mark.parametrize(
+    "display,expected",
+    [
+        ('"Rossi, Mario (IT)" <alice@customer.example>', "Rossi, Mario (IT)"),
+        ('"Eve \\"boss\\" <x@y>" <alice@customer.example>', 'Eve "boss" <x@y>'),
+        ("=?utf-8?q?Bcc=3A_victim=40x=2Eexample=0D=0AX=3A?= <alice@customer.example>", None),
+        ('"=?utf-8?q?not_decoded?=" <alice@customer.example>', None),
+        ("Mallory <mallory@elsewhere.example>", ""),
+    ],
+)
+def test_the_display_name_is_kept_and_cannot_add_a_header(
+    display: str, expected: str | None
+) -> None:
+    """Only the name the sender gave the replied-to address, quoted or encoded as needed."""
+    reply = reply_to(message(From=display))
+    to = reply["To"].addresses
+    assert [a.addr_spec for a in to] == ["alice@customer.example"]
+    if expected is not None:
+        assert to[0].display_name == expected
+    assert reply["Bcc"] is None and reply["X"] is None
+    assert all(line.startswith((" ", "\t")) or ":" in line for line in str(reply).split("\n")[:12])
+
+
+def test_the_html_part_escapes_what_the_customer_wrote(tmp_path: Path) -> None:
+    """A policy may quote the subject; both parts show it as text, the HTML escaped."""
+    target = tmp_path / "policies"
+    shutil.copytree(Path(__file__).parents[1] / "policies", target)
+    template = target / "templates" / "new_ticket.txt"
+    template.write_text(template.read_text() + "\nAbout: $subject\n")
+    loaded = PolicySet.load(target).policies[-1]
+    raw = message(subject='<img src="https://evil.example/x.png"> & <script>x</script>')
+    body, _ = build_reply(
+        decision="rejected_new_ticket",
+        mail=InboundMail.from_bytes(raw),
+        recipient="alice@customer.example",
+        policy=loaded,
+        support_domains=DOMAINS,
+        ticket=None,
+        language="it",
+    )
+    parsed = message_from_bytes(body, policy=default)
+    assert isinstance(parsed, EmailMessage)
+    html = parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "&lt;img src=" in html and "<img" not in html and "<script" not in html
+    assert "&amp;" in html
+    # A paragraph the catalogue does not know: the whole reply stays English.
+    assert parsed["Content-Language"] == "en"
+    assert "About: <img" in text_of(parsed)

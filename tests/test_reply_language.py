@@ -264,6 +264,13 @@ def test_each_language_is_answered_in_kind(gate: Mailgate, language: str) -> Non
             {},
             "en",
         ),  # two languages
+        (
+            "Buongiorno, il nostro centralino non funziona più da questa mattina e nessuno in "
+            "ufficio riesce a ricevere chiamate. Potreste verificare al più presto?\n\n"
+            "This e-mail is confidential.",
+            {},
+            "it",
+        ),  # an English line under Italian is no mix
         ("Danke schön", {"Content_Language": "de-AT"}, "de"),
         ("Merci", {"Accept_Language": "pl;q=1, nl;q=0.5, fr;q=0.8"}, "fr"),
         (

@@ -120,7 +120,9 @@ def _recipient_header(recipient: str, mail: InboundMail) -> bytes:
     if not name:
         return _address_header("To", address)
     if name.isascii():
-        shown = f'"{quote(name)}"' if re.search(r"[^\w !#$%&'*+/=?^`{|}~-]", name) else name
+        # Quoted when it holds specials, or text a reader would decode as an encoded word.
+        plain = re.fullmatch(r"[\w !#$%&'*+/=?^`{|}~-]+", name) and "=?" not in name
+        shown = name if plain else f'"{quote(name)}"'
         return f"To: {shown} <{address}>\r\n".encode()
     encoded = Header(name, "utf-8", header_name="To").encode(linesep="\r\n")
     return f"To: {encoded}\r\n <{address}>\r\n".encode()

@@ -20,6 +20,8 @@ from worker.policy.document import Language, Policy
 
 # A sentence shorter than this is not judged on its own when looking for a second language.
 _SENTENCE_LETTERS = 25
+# A second language holding this share of the judged letters makes the text mixed.
+_MIX = 0.3
 # A text with no line of this many words is a greeting or a signature, not a sentence.
 _SENTENCE_WORDS = 4
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
@@ -42,17 +44,19 @@ def _from_text(text: str, settings: Language) -> tuple[str | None, str]:
 
 
 def _other_languages(text: str, language: str, settings: Language) -> set[str]:
-    """Languages other than ``language`` that whole sentences are confidently written in."""
-    found: set[str] = set()
+    """Other languages that whole sentences are confidently written in, when they hold a
+    good share of the text (a one-line English disclaimer under Italian is not a mix)."""
+    letters: dict[str, int] = {}
     for sentence in _SENTENCES.split(text):
-        if sum(ch.isalpha() for ch in sentence) < _SENTENCE_LETTERS:
+        count = sum(ch.isalpha() for ch in sentence)
+        if count < _SENTENCE_LETTERS:
             continue
         guess = identify(sentence)
-        if guess.language not in (None, language) and guess.confidence >= max(
-            settings.min_confidence, 0.8
-        ):
-            found.add(str(guess.language))
-    return found
+        sure = guess.confidence >= max(settings.min_confidence, 0.8)
+        judged = str(guess.language) if guess.language and sure else language
+        letters[judged] = letters.get(judged, 0) + count
+    total = sum(letters.values()) or 1
+    return {name for name, count in letters.items() if name != language and count / total >= _MIX}
 
 
 def _from_headers(mail: InboundMail) -> tuple[str | None, str]:
