@@ -39,16 +39,17 @@ def reject_lines(policy: Policy | None, decision: str, language: str | None) -> 
     """The reply lines (without code) for ``decision``; empty when the policy has none."""
     if policy is None:
         return []
-    source = policy.document.replies.smtp_reject.get(decision)
-    if source is None:
+    english = policy.smtp_reject_text(decision)
+    if english is None:
         return []
-    portal = {"portal_url": policy.document.portal_url}
-    lines = _clauses(string.Template(source).safe_substitute(portal))
+    lines = _clauses(english)
     if not language or language == DEFAULT:
         return lines
+    source = policy.document.replies.smtp_reject[decision]
     translated = catalogue(language).translate(source)
     if translated is None:
         return lines
+    portal = {"portal_url": policy.document.portal_url}
     local = _clauses(ascii_folded(string.Template(translated).safe_substitute(portal), language))
     both = lines + local
     if sum(len(line) + len("550-5.7.1 \r\n") for line in both) > MAX_BYTES:
