@@ -123,7 +123,8 @@ def _recipient_header(recipient: str, mail: InboundMail) -> bytes:
         # Quoted when it holds specials, or text a reader would decode as an encoded word.
         plain = re.fullmatch(r"[\w !#$%&'*+/=?^`{|}~-]+", name) and "=?" not in name
         shown = name if plain else f'"{quote(name)}"'
-        return f"To: {shown} <{address}>\r\n".encode()
+        fold = "\r\n " if len(f"To: {shown} <{address}>") > 78 else " "
+        return f"To: {shown}{fold}<{address}>\r\n".encode()
     encoded = Header(name, "utf-8", header_name="To").encode(linesep="\r\n")
     return f"To: {encoded}\r\n <{address}>\r\n".encode()
 
