@@ -6,8 +6,10 @@ and its RFC 3834 headers; unclear text gets English. One SQLite gate for the mod
 from __future__ import annotations
 
 import email
+import hashlib
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default
 
@@ -283,7 +285,7 @@ def test_each_language_is_answered_in_kind(gate: Mailgate, language: str) -> Non
 def test_unclear_text_falls_back_to_headers_then_english(
     gate: Mailgate, body: str, headers: dict[str, str], expected: str
 ) -> None:
-    sender = f"unclear-{abs(hash(body)) % 10**8}@customer.example"
+    sender = f"unclear-{hashlib.sha256(body.encode()).hexdigest()[:12]}@customer.example"
     raw = raw_message(sender, "A Customer", "Question", body, f"<{sender}>", **headers)
     decision, reply, _ = answer(gate, raw, sender)
     assert decision.decision == "rejected_new_ticket" and reply is not None
@@ -324,3 +326,20 @@ def test_hints_are_conditions_never_facts(gate: Mailgate) -> None:
             assert set(configured.text) == set(LANGUAGES), name
             for language, paragraph in configured.text.items():
                 assert paragraph.startswith(CONDITIONAL[language]), (policy.id, name, language)
+
+
+def test_the_2018_policy_answers_in_kind_without_the_partner_route(gate: Mailgate) -> None:
+    """The partner route is the April 2022 revision's; the June 2018 policy has the others."""
+    name, subject, body = NEW_TICKET["es"]
+    sender = "old-es@customer.example"
+    raw = raw_message(sender, name, subject, body, "<old-es@customer.example>")
+    before = set(outbox_files(gate))
+    decision = gate.ingest(raw, envelope(sender, at=datetime(2020, 3, 2, 9, 0, tzinfo=UTC)))
+    [path] = sorted(set(outbox_files(gate)) - before)
+    reply = email.message_from_bytes(path.read_bytes(), policy=default)
+    assert isinstance(reply, EmailMessage)
+    assert decision.policy == "wildix-2018-06" and reply["Content-Language"] == "es"
+    flat = " ".join(sections(reply)[0].split())
+    old = gate.policies.policies[0].document.hints
+    assert " ".join(old["urgent"].text["es"].split()) in flat
+    assert "partner" not in old and hint(gate, "partner", "es") not in flat
