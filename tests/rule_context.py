@@ -1,8 +1,9 @@
 """What the rule tests hand a rule: an in-memory ticket directory and a resolved context.
 
-The context is built exactly as the pipeline builds it (the shipped policies, the real
-reference resolution), only over a directory held in a dict instead of the database, so a
-rule's test calls its ``check`` with nothing else running.
+The context is built exactly as a dry run builds it (the shipped policies, the real
+reference resolution, the earlier decision looked up), only over a directory held in a
+dict instead of the database, so a rule's test calls its ``check`` with nothing else
+running.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from worker.clock import utcnow
 from worker.mail import InboundMail
 from worker.policy.context import RuleContext
 from worker.policy.document import Policy, PolicySet
+from worker.policy.earlier import look_up
 from worker.policy.reference import resolve
 from worker.store.tickets_view import TicketInfo
 from worker.tokens import ReplyTokens
@@ -46,7 +48,9 @@ class MemoryDirectory:
     """The rules' ``Directory`` over plain dicts: tickets by id, decisions by dedup key."""
 
     def __init__(
-        self, tickets: tuple[TicketInfo, ...] = (), decided: dict[str, int] | None = None
+        self,
+        tickets: tuple[TicketInfo, ...] = (),
+        decided: dict[str, tuple[int, str]] | None = None,
     ) -> None:
         self.tickets = {t.id: t for t in tickets}
         self.decisions = dict(decided or {})
@@ -54,7 +58,7 @@ class MemoryDirectory:
     def ticket(self, ticket_id: str) -> TicketInfo | None:
         return self.tickets.get(ticket_id)
 
-    def decided(self, dedup_key: str) -> int | None:
+    def decided_as(self, dedup_key: str) -> tuple[int, str] | None:
         return self.decisions.get(dedup_key)
 
 
@@ -94,7 +98,7 @@ def context(
         mail=mail,
         envelope=env,
         policy=chosen,
-        directory=directory,
+        earlier=look_up(mail.dedup_key, directory),
         support_domains=DOMAINS,
         max_message_bytes=max_message_bytes,
         reference=found.reference,

@@ -42,12 +42,12 @@ def test_reply_only_when_our_mta_vouched(guarded: Mailgate, header: str, status:
     raw = with_headers(fixture_bytes("new_ticket.eml"), Authentication_Results=header)
     decision = guarded.ingest(raw, envelope("alice@customer.example"))
     assert decision.decision == "rejected_new_ticket"
-    assert decision.reply["status"] == status
+    assert decision.reply.status == status
     if status == "suppressed":
-        assert decision.reply["reason"] == "unauthenticated_sender"
+        assert decision.reply.reason == "unauthenticated_sender"
 
 
 def test_without_the_setting_no_check(tmp_path: Path) -> None:
     gate = Mailgate.open(make_settings(tmp_path, None))
     decision = gate.ingest(fixture_bytes("new_ticket.eml"), envelope("alice@customer.example"))
-    assert decision.reply["status"] == "queued"
+    assert decision.reply.status == "queued"

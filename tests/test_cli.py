@@ -340,3 +340,17 @@ def test_missing_input_exits_66_in_one_line(tmp_path: Path) -> None:
 def test_read_error_exits_74(tmp_path: Path) -> None:
     result = mailgate(tmp_path, "explain", "/proc/self/mem")
     assert result.returncode == 74 and one_line_naming(result, "/proc/self/mem")
+
+
+def test_decisions_channel_choices_come_from_the_channel_names(tmp_path: Path) -> None:
+    """`--channel` help lists every channel (milter too); another value is a usage error."""
+    from worker.decision import CHANNELS
+
+    shown = mailgate(tmp_path, "decisions", "--help", COLUMNS="200")
+    assert shown.returncode == 0
+    assert all(channel in shown.stdout.decode() for channel in CHANNELS)
+    result = mailgate(tmp_path, "decisions", "--channel", "fax")
+    assert result.returncode == 64
+    assert result.stderr.decode().strip() == (
+        "mailgate: --channel: unknown channel 'fax'; one of " + ", ".join(CHANNELS)
+    )

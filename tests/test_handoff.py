@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from helpers import FIXTURES, ServeProcess, cli_env, fixture_bytes, with_headers
 
 from worker.launcher import IngestCall, NotForHandoff
@@ -322,30 +323,74 @@ def test_serve_runs_without_the_socket_when_its_default_path_is_too_long(tmp_pat
         assert process.wait(60) == 0
 
 
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (["ingest"], ([], None, [], False)),
-        (
-            ["--config=/c", "ingest", "-", "--sender", "", "--recipient=a@b.c", "d@e.f", "--json"],
-            (["-", "d@e.f"], "", ["a@b.c"], True),
-        ),
-        (["ingest", "--sender", "--json", "--", "--json"], (["--json"], "--json", [], False)),
-        (["ingest", "--help"], None),
-        (["--help"], None),
-        (["ingest", "-", "--sender"], None),
-        (["decisions"], None),
-        (["--config", "/c", "serve"], None),
-    ],
-)
+# One table of argument lists, read by the launcher and by the command line's own (click)
+# parser: (config, positional, sender, recipients, json), or None for anything that is not
+# a plain ingest call (help, a usage error, another command), which typer answers.
+INGEST_ARGUMENTS: list[tuple[list[str], Any]] = [
+    (["ingest"], (None, [], None, [], False)),
+    (
+        ["--config=/c", "ingest", "-", "--sender", "", "--recipient=a@b.c", "d@e.f", "--json"],
+        ("/c", ["-", "d@e.f"], "", ["a@b.c"], True),
+    ),
+    (["--config", "/c", "ingest", "m.eml"], ("/c", ["m.eml"], None, [], False)),
+    (["ingest", "--sender", "--json", "--", "--json"], (None, ["--json"], "--json", [], False)),
+    (
+        ["ingest", "--recipient", "a@b.c", "--recipient", "d@e.f", "-"],
+        (None, ["-"], None, ["a@b.c", "d@e.f"], False),
+    ),
+    (["ingest", "--help"], None),
+    (["--help"], None),
+    (["ingest", "-", "--sender"], None),
+    (["ingest", "--verbose"], None),
+    (["decisions"], None),
+    (["--config", "/c", "serve"], None),
+]
+
+
+def launcher_reads(argv: list[str]) -> Any:
+    try:
+        call = IngestCall.parse(list(argv))
+    except NotForHandoff:
+        return None
+    return (call.config, call.positional, call.sender, call.recipients, call.json)
+
+
+def click_reads(argv: list[str]) -> Any:
+    """What the typer app's own parser makes of ``argv`` for ``ingest``, without running it."""
+    from typer.main import get_command
+
+    from worker.cli import app
+
+    group = get_command(app)
+    try:
+        with group.make_context("mailgate", list(argv)) as context:
+            rest = [*context._protected_args, *context.args]
+            name, command, words = group.resolve_command(context, rest)  # type: ignore[attr-defined]
+            if name != "ingest" or command is None:
+                return None
+            params = command.make_context(name, words, parent=context).params
+    except (typer.Exit, typer.TyperException):  # help printed, or a usage error
+        return None
+    config = context.params["config"]
+    return (
+        None if config is None else str(config),
+        params["arguments"] or [],
+        params["sender"],
+        params["recipient"] or [],
+        params["as_json"],
+    )
+
+
+@pytest.mark.parametrize(("argv", "expected"), INGEST_ARGUMENTS)
 def test_launcher_reads_ingest_arguments_as_click_does(argv: list[str], expected: Any) -> None:
     """Only a plain ingest call is handed off; help, errors and other commands go to typer."""
-    try:
-        call = IngestCall.parse(argv)
-    except NotForHandoff:
-        assert expected is None
-        return
-    assert (call.positional, call.sender, call.recipients, call.json) == expected
+    assert launcher_reads(argv) == expected
+
+
+@pytest.mark.parametrize(("argv", "expected"), INGEST_ARGUMENTS)
+def test_click_reads_the_table_as_the_launcher_does(argv: list[str], expected: Any) -> None:
+    """The same table through the command line's parser: the launcher repeats it exactly."""
+    assert click_reads(argv) == expected
 
 
 def test_ingest_help_is_still_typers() -> None:

@@ -37,7 +37,7 @@ def test_new_ticket_mail_is_rejected_with_one_rfc3834_reply(gate: Mailgate) -> N
     decision = gate.ingest(raw, envelope("alice@customer.example"))
     assert decision.decision == "rejected_new_ticket"
     assert decision.rule == "new_ticket"
-    assert decision.reply == {"status": "queued", "reason": "rejected_new_ticket"}
+    assert decision.reply.as_dict() == {"status": "queued", "reason": "rejected_new_ticket"}
     files = outbox_files(gate)
     assert len(files) == 1
     reply = read_reply(files[0])
@@ -66,7 +66,7 @@ def test_same_bytes_again_are_a_duplicate_without_second_reply(gate: Mailgate) -
     assert second.decision == "duplicate"
     assert second.duplicate_of == first.id
     assert second.original_decision == "rejected_new_ticket", "a transport needs no query"
-    assert second.reply == {"status": "suppressed", "reason": "duplicate"}
+    assert second.reply.as_dict() == {"status": "suppressed", "reason": "duplicate"}
     assert len(outbox_files(gate)) == 1
 
 
@@ -86,7 +86,7 @@ def test_second_new_ticket_mail_in_window_is_decided_without_reply(gate: Mailgat
     )
     decision = gate.ingest(other, envelope("alice@customer.example"))
     assert decision.decision == "rejected_new_ticket"
-    assert decision.reply == {"status": "suppressed", "reason": "rate_limited"}
+    assert decision.reply.as_dict() == {"status": "suppressed", "reason": "rate_limited"}
     assert len(outbox_files(gate)) == 1
 
 
@@ -96,7 +96,7 @@ def test_rate_limit_survives_a_restart(gate: Mailgate) -> None:
     gate.ingest(raw, envelope("alice@customer.example"))
     restarted = Mailgate.open(gate.settings)
     other = with_headers(raw, Message_ID="<after-restart@mail.customer.example>")
-    assert restarted.ingest(other, envelope("alice@customer.example")).reply["reason"] == (
+    assert restarted.ingest(other, envelope("alice@customer.example")).reply.reason == (
         "rate_limited"
     )
     restarted.engine.dispose()
@@ -114,7 +114,7 @@ def test_reply_after_the_window_is_sent_again(gate: Mailgate) -> None:
         session.add(row)
         session.commit()
     later = with_headers(raw, Message_ID="<later@mail.customer.example>")
-    assert gate.ingest(later, envelope("alice@customer.example")).reply["status"] == "queued"
+    assert gate.ingest(later, envelope("alice@customer.example")).reply.status == "queued"
     assert len(outbox_files(gate)) == 2
 
 
@@ -125,7 +125,7 @@ def test_participant_followup_is_accepted(gate: Mailgate) -> None:
     )
     assert decision.decision == "accepted_followup"
     assert decision.ticket == "1001"
-    assert decision.reply == {"status": "suppressed", "reason": "no_reply_for_decision"}
+    assert decision.reply.as_dict() == {"status": "suppressed", "reason": "no_reply_for_decision"}
     assert outbox_files(gate) == []
 
 
@@ -294,7 +294,7 @@ def test_automated_mail_is_ignored_and_never_answered(gate: Mailgate) -> None:
     ):
         decision = gate.ingest(fixture_bytes(name), envelope(sender))
         assert decision.decision == "ignored_auto_generated", name
-        assert decision.reply["status"] == "suppressed"
+        assert decision.reply.status == "suppressed"
     assert outbox_files(gate) == []
 
 
@@ -310,14 +310,20 @@ def test_x_auto_response_suppress_is_honoured(gate: Mailgate) -> None:
     raw = with_headers(fixture_bytes("new_ticket.eml"), X_Auto_Response_Suppress="DR, All")
     decision = gate.ingest(raw, envelope("alice@customer.example"))
     assert decision.decision == "rejected_new_ticket"
-    assert decision.reply == {"status": "suppressed", "reason": "x_auto_response_suppress"}
+    assert decision.reply.as_dict() == {
+        "status": "suppressed",
+        "reason": "x_auto_response_suppress",
+    }
 
 
 def test_blind_copy_gets_no_reply(gate: Mailgate) -> None:
     """RFC 5230: no answer when no support address is in the message's own recipients."""
     raw = with_headers(fixture_bytes("new_ticket.eml"), To="someone@customer.example")
     decision = gate.ingest(raw, envelope("alice@customer.example"))
-    assert decision.reply == {"status": "suppressed", "reason": "not_addressed_to_support"}
+    assert decision.reply.as_dict() == {
+        "status": "suppressed",
+        "reason": "not_addressed_to_support",
+    }
 
 
 def test_garbage_is_quarantined_not_raised(gate: Mailgate) -> None:

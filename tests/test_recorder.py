@@ -7,11 +7,12 @@ import threading
 import weakref
 
 from helpers import envelope, fixture_bytes, outbox_files, with_headers
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from worker.audit import verify_chain
+from worker.decision import Decision
 from worker.pipeline import Mailgate
-from worker.store.models import ChainHead
+from worker.store.models import ChainHead, DecisionRow, OutboxRow
 from worker.store.repository import iter_chain
 
 
@@ -29,7 +30,7 @@ def test_batch_with_a_repeated_message_decides_it_once(gate: Mailgate) -> None:
     assert decisions[1].duplicate_of == decisions[0].id
     assert decisions[1].original_decision == "rejected_new_ticket", "the race's loser knows it"
     assert decisions[0].original_decision is None
-    assert decisions[2].reply["reason"] == "rate_limited", "one reply per sender and window"
+    assert decisions[2].reply.reason == "rate_limited", "one reply per sender and window"
     assert [d.seq for d in decisions] == [1, 2, 3]
     with Session(gate.engine) as session:
         head = session.get(ChainHead, 1)
@@ -53,7 +54,7 @@ def test_a_redelivery_in_a_later_batch_rolls_back_nothing_of_its_neighbours(
     ]
     decisions = gate.recorder.record_many(pendings)
     assert [d.decision for d in decisions] == ["rejected_new_ticket", "duplicate"]
-    assert decisions[0].reply["status"] == "queued", "not rate-limited by its own first try"
+    assert decisions[0].reply.status == "queued", "not rate-limited by its own first try"
     assert decisions[1].duplicate_of == first[0].id
     assert [d.seq for d in decisions] == [2, 3]
     with Session(gate.engine) as session:
@@ -101,3 +102,39 @@ def test_the_group_commit_thread_keeps_no_message_once_it_answered(gate: Mailgat
     gc.collect()
     assert decision.id is not None and decision.decision == "rejected_new_ticket"
     assert probe() is None
+
+
+def test_two_gates_racing_on_one_message_store_one_consistent_duplicate(gate: Mailgate) -> None:
+    """Two replicas decide the same message, then both commit: the loser's outcome is
+    replaced by the duplicate step, so no stored trace has a miss and a hit for one rule."""
+    gates = [gate, Mailgate.open(gate.settings)]  # a second replica on the same database
+    raw = fixture_bytes("new_ticket.eml")
+    barrier = threading.Barrier(2)
+    results: dict[int, Decision] = {}
+
+    def deliver(number: int) -> None:
+        pending = gates[number].decide(raw, envelope("alice@customer.example"), recording=True)
+        barrier.wait()  # both decided before either commits: the unique key settles it
+        results[number] = gates[number].record(pending)
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    gates[1].engine.dispose()
+    first, second = sorted(results.values(), key=lambda d: d.decision == "duplicate")
+    assert (first.decision, second.decision) == ("rejected_new_ticket", "duplicate")
+    assert second.duplicate_of == first.id and second.rule == "duplicate"
+    steps = [(step["rule"], step["hit"]) for step in second.trace]
+    assert steps == [("ticket_reference", False), ("duplicate", True)]
+    with Session(gate.engine) as session:
+        stored = [row.trace for row in session.scalars(select(DecisionRow)).all()]
+        assert len(session.scalars(select(OutboxRow)).all()) == 1, "one reply"
+    assert len(stored) == 2
+    for trace in stored:
+        rules = [step["rule"] for step in trace]
+        assert len(rules) == len(set(rules)), f"a rule twice in one trace: {rules}"
+    assert [(s["rule"], s["hit"]) for s in gate.explain(raw, envelope("a@x.example")).trace] == (
+        steps
+    ), "a dry run knows it before the chain and tells it in the same shape"

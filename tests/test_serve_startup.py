@@ -159,7 +159,7 @@ def test_workers_share_one_unix_milter_socket(tmp_path: Path) -> None:
             client = MilterClient(str(path))
             replies = client.message("alice@customer.example", ["support@wildix.com"], raw)
             client.close()
-            assert replies[0][1].startswith(b"550-5.7.1 ")
+            assert replies[0][1].startswith(b"550 5.7.1 ")
     finally:
         assert stop(process) == 0
 
@@ -198,3 +198,28 @@ def test_language_preload_off_starts_without_the_models(tmp_path: Path) -> None:
     finally:
         assert stop(process) == 0
     assert "language_models_loaded" not in {r["event"] for r in records}
+
+
+STOP_DURING_START = """
+import os, signal, sys
+from worker.serve import EarlyStop, serve
+from worker.startup import open_gate, read_settings
+EarlyStop.install()
+os.kill(os.getpid(), signal.SIG{name})  # as if systemd stopped us while we were starting
+sys.exit(serve(open_gate(read_settings(None)), workers={workers}))
+"""
+
+
+@pytest.mark.parametrize(("name", "workers"), [("TERM", 1), ("INT", 2)])
+def test_a_stop_signal_during_start_up_stops_cleanly(
+    tmp_path: Path, name: str, workers: int
+) -> None:
+    """SIGTERM/SIGINT before the event loop handles them: serve starts, stops, exits 0."""
+    code = STOP_DURING_START.format(name=name, workers=workers)
+    env = cli_env(str(tmp_path / "var"), MAILGATE_SMTP_LISTEN="127.0.0.1:0")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    # With workers, their lines and the parent's share the stream: the parent's comes last.
+    assert b'"event": "mailgate_stopped"' in result.stderr.splitlines()[-1]

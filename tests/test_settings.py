@@ -11,6 +11,7 @@ import pytest
 from helpers import cli_env
 
 from worker.errors import ConfigError
+from worker.runtime import reply_secret
 from worker.settings import load_settings
 
 
@@ -55,8 +56,8 @@ def test_postgres_url_gets_the_psycopg_driver(monkeypatch: pytest.MonkeyPatch) -
 
 def test_generated_reply_secret_is_stable(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "var", reply_secret=None)
-    first = settings.resolved_reply_secret()
-    assert first == settings.resolved_reply_secret() and len(first) == 64
+    first = reply_secret(settings)
+    assert first == reply_secret(settings) and len(first) == 64
     assert (tmp_path / "var" / "reply-secret").stat().st_mode & 0o777 == 0o600
 
 
@@ -85,7 +86,7 @@ def test_weak_secrets_stop_start_up(name: str, value: str, problem: str) -> None
 
 def test_secrets_of_the_minimum_length_are_taken() -> None:
     settings = load_settings(reply_secret="s" * 32, api_token="t" * 24)
-    assert settings.resolved_reply_secret() == b"s" * 32 and settings.api_token == "t" * 24
+    assert reply_secret(settings) == b"s" * 32 and settings.api_token == "t" * 24
 
 
 def test_secret_files_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,7 +97,7 @@ def test_secret_files_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("MAILGATE_API_TOKEN_FILE", str(token))
     settings = load_settings()
     secret.write_text("changed afterwards" * 3)
-    assert settings.resolved_reply_secret() == b"r" * 40 and settings.api_token == "a" * 30
+    assert reply_secret(settings) == b"r" * 40 and settings.api_token == "a" * 30
     token.write_text("short")
     with pytest.raises(ConfigError, match="MAILGATE_API_TOKEN: 5 characters"):
         load_settings()
@@ -108,7 +109,7 @@ def test_secret_files_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_generated_secret_is_private_whatever_the_umask(tmp_path: Path) -> None:
     previous = os.umask(0o022)
     try:
-        load_settings(data_dir=tmp_path / "var", reply_secret=None).resolved_reply_secret()
+        reply_secret(load_settings(data_dir=tmp_path / "var", reply_secret=None))
     finally:
         os.umask(previous)
     assert (tmp_path / "var" / "reply-secret").stat().st_mode & 0o777 == 0o600

@@ -109,7 +109,7 @@ def test_utf8_local_part_without_smtputf8_fails_permanently_at_once(
 def test_spool_writes_a_reply_to_a_utf8_address(tmp_path: Path) -> None:
     gate = Mailgate.open(make_settings(tmp_path))
     decision = gate.ingest(utf8_message("jörg@customer.example"), envelope("jörg@customer.example"))
-    assert decision.reply["status"] == "queued"
+    assert decision.reply.status == "queued"
     files = sorted(gate.settings.outbox_dir.glob("*.eml"))
     assert len(files) == 1
     spooled = files[0].read_bytes()

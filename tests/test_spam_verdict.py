@@ -38,7 +38,7 @@ def test_spam_verdict_is_decided_and_recorded_without_reply(
     raw = with_headers(fixture_bytes("new_ticket.eml"), **headers)
     decision = gate.ingest(raw, envelope("alice@customer.example"))
     assert decision.decision == "rejected_new_ticket"
-    assert decision.reply == {"status": "suppressed", "reason": "spam"}
+    assert decision.reply.as_dict() == {"status": "suppressed", "reason": "spam"}
     assert decision.id is not None and outbox_files(gate) == []
 
 
@@ -46,7 +46,7 @@ def test_spam_verdict_is_decided_and_recorded_without_reply(
 def test_ham_verdict_keeps_the_reply(gate: Mailgate, headers: dict[str, str]) -> None:
     raw = with_headers(fixture_bytes("new_ticket.eml"), **headers)
     decision = gate.ingest(raw, envelope("alice@customer.example"))
-    assert decision.reply["status"] == "queued"
+    assert decision.reply.status == "queued"
     assert len(outbox_files(gate)) == 1
 
 
@@ -62,4 +62,4 @@ def test_policy_can_turn_the_spam_verdict_off(tmp_path: Path) -> None:
     gate = Mailgate.open(make_settings(tmp_path, policy_dir=policies))
     raw = with_headers(fixture_bytes("new_ticket.eml"), X_Spam_Flag="YES")
     decision = gate.ingest(raw, envelope("alice@customer.example"))
-    assert decision.reply["status"] == "queued"
+    assert decision.reply.status == "queued"

@@ -16,6 +16,7 @@ import typer
 
 from worker import exits as codes
 from worker.clock import parse_when, utcnow
+from worker.decision import CHANNELS, DECISIONS
 from worker.errors import ConfigError, UsageProblem
 from worker.exits import exits, fail
 from worker.settings import Settings
@@ -234,6 +235,7 @@ def tickets_token(ticket_id: Annotated[str, typer.Argument(metavar="ID")]) -> No
     from worker.console import out
     from worker.matching import normalize_ticket_id
     from worker.policy.document import PolicySet
+    from worker.runtime import reply_secret
     from worker.tokens import ReplyTokens
 
     cfg = settings()
@@ -241,7 +243,7 @@ def tickets_token(ticket_id: Annotated[str, typer.Argument(metavar="ID")]) -> No
     if policy is None:
         raise ConfigError("no policy in force now")
     domain = (cfg.support_domains or policy.document.support_domains)[0]
-    tokens = ReplyTokens(cfg.resolved_reply_secret())
+    tokens = ReplyTokens(reply_secret(cfg))
     ticket = normalize_ticket_id(ticket_id)
     out.print(
         f"Reply-To: {tokens.reply_address(ticket, policy.document.support_local_part, domain)}"
@@ -254,11 +256,15 @@ def tickets_token(ticket_id: Annotated[str, typer.Argument(metavar="ID")]) -> No
 def decisions(
     since: Annotated[str | None, typer.Option(help="From this time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Before this time (ISO 8601).")] = None,
-    decision: Annotated[str | None, typer.Option(help="Only this decision.")] = None,
+    decision: Annotated[
+        str | None, typer.Option(help="Only this decision: " + ", ".join(DECISIONS) + ".")
+    ] = None,
     rule: Annotated[str | None, typer.Option(help="Only decided by this rule.")] = None,
     sender: Annotated[str | None, typer.Option(help="Only this envelope sender.")] = None,
     ticket: Annotated[str | None, typer.Option(help="Only this ticket.")] = None,
-    channel: Annotated[str | None, typer.Option(help="smtp, lmtp, imap, pipe, replay")] = None,
+    channel: Annotated[
+        str | None, typer.Option(help="Only this channel: " + ", ".join(CHANNELS) + ".")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv")] = "table",
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
     public_id: Annotated[
@@ -269,7 +275,6 @@ def decisions(
 ) -> None:
     """The decision log, with the delivery state of each automatic reply."""
     from worker.console import print_decisions
-    from worker.decision import DECISIONS
     from worker.store.queries import DecisionFilter
 
     if fmt not in ("table", "json", "csv"):
@@ -278,6 +283,8 @@ def decisions(
         raise UsageProblem(
             f"--decision: unknown decision {decision!r}; one of {', '.join(DECISIONS)}"
         )
+    if channel is not None and channel not in CHANNELS:
+        raise UsageProblem(f"--channel: unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
     wanted = DecisionFilter(
         since=_when(since, "--since"),
         until=_when(until, "--until"),

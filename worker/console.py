@@ -54,7 +54,7 @@ def print_explain(decision: Decision) -> None:
     out.print(f"decision: {decision.decision}  (rule {decision.rule})")
     out.print(f"policy:   {decision.policy}  sha256 {decision.policy_sha256}")
     out.print(f"ticket:   {decision.ticket or '-'}")
-    out.print(f"reply:    {decision.reply['status']}  {decision.reply['reason'] or ''}")
+    out.print(f"reply:    {decision.reply.status}  {decision.reply.reason or ''}")
     table = Table("rule", "result", "reason", "description", show_lines=False)
     for step in decision.trace:
         hit = "HIT" if step["hit"] else "miss"

@@ -2,8 +2,9 @@
 
 The same ``Decision`` is what the log line carries, what ``--json`` prints, what the database
 row stores (plus its chain position) and what the API serves. Decision names, rule names,
-reply statuses and outbox kinds are spelled here once, as ``StrEnum`` members; the CLI, the
-dashboard, the report and the metrics take their lists from these enums. ``ReplyPlan``,
+channels, reply statuses and reasons, outbox kinds and outbox row states are spelled here
+once, as ``StrEnum`` members (stored as their values); the CLI, the dashboard, the report
+and the metrics take their lists from these enums. ``ReplyPlan``,
 ``OutboxItem`` and ``Pending`` are the data ``decide`` hands to ``record``: data only, so
 that the pipeline and the recorder can share them without importing each other.
 """
@@ -81,6 +82,20 @@ SWITCHABLE_RULES = frozenset(
 )
 
 
+class Channel(StrEnum):
+    """The transport a message came in by (SPEC: a decision's ``channel``)."""
+
+    SMTP = "smtp"
+    LMTP = "lmtp"
+    MILTER = "milter"
+    IMAP = "imap"
+    PIPE = "pipe"
+    REPLAY = "replay"
+
+
+CHANNELS: tuple[str, ...] = tuple(Channel)
+
+
 class ReplyStatus(StrEnum):
     """What became of the automatic reply a decision might get."""
 
@@ -89,12 +104,58 @@ class ReplyStatus(StrEnum):
     SMTP_REJECTED = "smtp_rejected"  # MAILGATE_REJECT_MODE=smtp: the 550 was the answer
 
 
+class ReplyReason(StrEnum):
+    """Why a reply is queued (the rate-limit slot it takes) or why there is none."""
+
+    # Queued: one reply per (sender, reason) per window.
+    ACCEPTED_FOLLOWUP = "accepted_followup"  # a policy's optional acknowledgement
+    REJECTED_NEW_TICKET = "rejected_new_ticket"
+    REJECTED_CLOSED_TICKET = "rejected_closed_ticket"
+    REJECTED_LANGUAGE = "rejected_language"
+    # Unknown ticket and unauthorized sender share one face and one slot (worker.replies).
+    REJECTED_NOT_A_FOLLOWUP = "rejected_not_a_followup"
+    # Suppressed, and why.
+    AUTO_GENERATED = "auto_generated"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+    NO_REPLY_FOR_DECISION = "no_reply_for_decision"
+    REPLAY = "replay"
+    NULL_SENDER = "null_sender"
+    X_AUTO_RESPONSE_SUPPRESS = "x_auto_response_suppress"
+    NO_SUPPORT_RECIPIENT = "no_support_recipient"
+    NOT_ADDRESSED_TO_SUPPORT = "not_addressed_to_support"
+    UNAUTHENTICATED_SENDER = "unauthenticated_sender"
+    SPAM = "spam"
+    RATE_LIMITED = "rate_limited"
+    REJECT_MODE_SMTP = "reject_mode_smtp"  # with ReplyStatus.SMTP_REJECTED
+
+
 class OutboxKind(StrEnum):
     """What an outbox row carries."""
 
     AUTO_REPLY = "auto_reply"
     FORWARD_MAIL = "forward_mail"
     WEBHOOK = "webhook"
+
+
+class OutboxStatus(StrEnum):
+    """Where an outbox row stands; a row moves forward only."""
+
+    QUEUED = "queued"  # committed with its decision, not yet tried
+    SENDING = "sending"  # a dispatcher took it (left so by a crash: tried again)
+    RETRY = "retry"  # a temporary failure; next_attempt_at says when
+    SENT = "sent"  # the relay or the webhook took it
+    SPOOLED = "spooled"  # no relay: written to <data dir>/outbox/ as an .eml file
+    FAILED = "failed"  # refused for good
+    DEAD = "dead"  # still undelivered at its maximum delivery age
+
+
+# Rows a dispatcher still has to hand on.
+UNDELIVERED: tuple[OutboxStatus, ...] = (
+    OutboxStatus.QUEUED,
+    OutboxStatus.SENDING,
+    OutboxStatus.RETRY,
+)
 
 
 @dataclass(frozen=True)
@@ -114,9 +175,16 @@ class ReplyPlan:
     """Whether a decision gets an automatic reply, why (not), and to whom."""
 
     status: ReplyStatus
-    reason: str | None
+    reason: ReplyReason | None
     recipient: str | None = None
     language: ReplyLanguage | None = None  # of the reply, or of the 550 text
+
+    def as_dict(self) -> dict[str, str | None]:
+        """The ``reply`` object of a decision: status and reason; the address stays out."""
+        return {
+            "status": str(self.status),
+            "reason": None if self.reason is None else str(self.reason),
+        }
 
 
 @dataclass(frozen=True)
@@ -137,13 +205,13 @@ class Decision:
     policy: str | None
     policy_sha256: str | None
     ticket: str | None
-    reply: dict[str, str | None]
+    reply: ReplyPlan
     message_id: str | None
     raw_sha256: str
     envelope_from: str
     recipients: list[str]
     received_at: datetime
-    channel: str
+    channel: Channel
     trace: list[dict[str, Any]]
     id: int | None = None
     seq: int | None = None
@@ -164,13 +232,13 @@ class Decision:
             "policy": self.policy,
             "policy_sha256": self.policy_sha256,
             "ticket": self.ticket,
-            "reply": dict(self.reply),
+            "reply": self.reply.as_dict(),
             "message_id": self.message_id,
             "raw_sha256": self.raw_sha256,
             "envelope_from": self.envelope_from,
             "recipients": list(self.recipients),
             "received_at": received,
-            "channel": self.channel,
+            "channel": str(self.channel),
             "trace": list(self.trace),
             "id": self.id,
             "seq": self.seq,
@@ -186,7 +254,6 @@ class Pending:
     decision: Decision
     dedup_key: str | None  # None for a duplicate: only the first decision holds the key
     raw: bytes | bytearray
-    plan: ReplyPlan
     outbox: list[OutboxItem]
     window: timedelta
     max_delivery: timedelta

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, or_
 from sqlmodel import col, select
 
 from worker.clock import utcnow
+from worker.decision import UNDELIVERED, OutboxKind, OutboxStatus
 from worker.forwarding import SIGNATURE_HEADER, sign
 from worker.logs import without_addresses
 from worker.mail import wire_address
@@ -47,7 +48,7 @@ NO_SMTPUTF8 = "non-ASCII address and the relay does not offer SMTPUTF8 (RFC 6531
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # sent | retry | failed
+    status: OutboxStatus  # SENT, RETRY or FAILED
     detail: str
 
 
@@ -75,7 +76,7 @@ class Dispatcher:
 
     def kinds(self) -> tuple[str, ...]:
         # Without a relay, mail rows are spooled to files instead (worker.outbox).
-        return (*MAIL_KINDS, "webhook") if self.relay_url else ("webhook",)
+        return (*MAIL_KINDS, OutboxKind.WEBHOOK) if self.relay_url else (OutboxKind.WEBHOOK,)
 
     def claim(self, now: datetime) -> list[OutboxRow]:
         with writer_turn(self.engine), transaction(self.engine) as session:
@@ -83,7 +84,7 @@ class Dispatcher:
                 select(OutboxRow)
                 .where(
                     col(OutboxRow.kind).in_(self.kinds()),
-                    col(OutboxRow.status).in_(("queued", "retry", "sending")),
+                    col(OutboxRow.status).in_(UNDELIVERED),
                     col(OutboxRow.next_attempt_at) <= now,
                     or_(col(OutboxRow.claimed_until).is_(None), col(OutboxRow.claimed_until) < now),
                 )
@@ -94,11 +95,11 @@ class Dispatcher:
                 statement = statement.with_for_update(skip_locked=True)
             rows = list(session.scalars(statement).all())
             for row in rows:
-                if row.status == "sending":
+                if row.status == OutboxStatus.SENDING:
                     log.warning(
                         "outbox_resend_after_lease", outbox_id=row.id, message_id=row.message_id
                     )
-                row.status = "sending"
+                row.status = OutboxStatus.SENDING
                 row.claimed_until = now + LEASE
                 row.attempts += 1
             session.flush()
@@ -110,35 +111,35 @@ class Dispatcher:
         rows = self.claim(now)
         for row in rows:
             if row.expires_at is not None and now > row.expires_at:
-                self.mark(row, "dead", "maximum delivery age reached", now)
+                self.mark(row, OutboxStatus.DEAD, "maximum delivery age reached", now)
                 continue
             try:
                 outcome = self.send(row)
             except Exception as exc:  # never let one row stop the loop
-                outcome = Outcome("retry", f"internal error {type(exc).__name__}")
+                outcome = Outcome(OutboxStatus.RETRY, f"internal error {type(exc).__name__}")
             self.mark(row, outcome.status, outcome.detail, now)
         return len(rows)
 
-    def mark(self, row: OutboxRow, status: str, detail: str, now: datetime) -> None:
+    def mark(self, row: OutboxRow, status: OutboxStatus, detail: str, now: datetime) -> None:
         with writer_turn(self.engine), transaction(self.engine) as session:
             stored = session.get(OutboxRow, row.id)
             if stored is None:
                 return
             stored.claimed_until = None
-            stored.last_error = None if status == "sent" else detail[:500]
-            if status == "retry":
-                stored.status = "retry"
+            stored.last_error = None if status == OutboxStatus.SENT else detail[:500]
+            if status == OutboxStatus.RETRY:
+                stored.status = OutboxStatus.RETRY
                 stored.next_attempt_at = utcnow() + backoff(stored.attempts)
             else:
                 stored.status = status
                 stored.done_at = utcnow()
         event = {
-            "sent": "outbox_sent",
-            "retry": "outbox_retry",
-            "failed": "outbox_failed",
-            "dead": "outbox_dead_letter",
+            OutboxStatus.SENT: "outbox_sent",
+            OutboxStatus.RETRY: "outbox_retry",
+            OutboxStatus.FAILED: "outbox_failed",
+            OutboxStatus.DEAD: "outbox_dead_letter",
         }[status]
-        level = "info" if status == "sent" else "warning"
+        level = "info" if status == OutboxStatus.SENT else "warning"
         getattr(log, level)(
             event,
             outbox_id=row.id,
@@ -151,7 +152,7 @@ class Dispatcher:
         )
 
     def send(self, row: OutboxRow) -> Outcome:
-        if row.kind == "webhook":
+        if row.kind == OutboxKind.WEBHOOK:
             return self.post(row)
         assert self.relay_url is not None
         return send_mail(
@@ -171,12 +172,14 @@ class Dispatcher:
         )
         try:
             with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
-                return Outcome("sent", f"HTTP {response.status}")
+                return Outcome(OutboxStatus.SENT, f"HTTP {response.status}")
         except urllib.error.HTTPError as exc:
             permanent = 400 <= exc.code < 500 and exc.code not in (408, 425, 429)
-            return Outcome("failed" if permanent else "retry", f"HTTP {exc.code}")
+            return Outcome(
+                OutboxStatus.FAILED if permanent else OutboxStatus.RETRY, f"HTTP {exc.code}"
+            )
         except (urllib.error.URLError, OSError) as exc:
-            return Outcome("retry", f"connection: {exc}")
+            return Outcome(OutboxStatus.RETRY, f"connection: {exc}")
 
 
 def send_mail(
@@ -215,20 +218,20 @@ def send_mail(
                 client.login(unquote(parts.username), unquote(parts.password or ""))
             options = _mail_options(client, mail_from, rcpt_to)
             if options is None:
-                return Outcome("failed", NO_SMTPUTF8)
+                return Outcome(OutboxStatus.FAILED, NO_SMTPUTF8)
             client.sendmail(mail_from, [rcpt_to], body, mail_options=options)
-        return Outcome("sent", "250")
+        return Outcome(OutboxStatus.SENT, "250")
     except UnicodeEncodeError:
-        return Outcome("failed", NO_SMTPUTF8)
+        return Outcome(OutboxStatus.FAILED, NO_SMTPUTF8)
     except smtplib.SMTPRecipientsRefused as exc:
         code, message = next(iter(exc.recipients.values()))
         return _by_code(code, message)
     except smtplib.SMTPResponseException as exc:
         return _by_code(exc.smtp_code, exc.smtp_error)
     except (smtplib.SMTPException, OSError) as exc:
-        return Outcome("retry", f"connection: {type(exc).__name__}: {exc}")
+        return Outcome(OutboxStatus.RETRY, f"connection: {type(exc).__name__}: {exc}")
     except TokenError as exc:
-        return Outcome("retry", f"token: {type(exc).__name__}: {exc}")
+        return Outcome(OutboxStatus.RETRY, f"token: {type(exc).__name__}: {exc}")
 
 
 def _mail_options(client: smtplib.SMTP, mail_from: str, rcpt_to: str) -> list[str] | None:
@@ -242,4 +245,4 @@ def _mail_options(client: smtplib.SMTP, mail_from: str, rcpt_to: str) -> list[st
 
 def _by_code(code: int, message: bytes | str) -> Outcome:
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
-    return Outcome("failed" if code >= 500 else "retry", f"{code} {text}")
+    return Outcome(OutboxStatus.FAILED if code >= 500 else OutboxStatus.RETRY, f"{code} {text}")

@@ -10,34 +10,25 @@ No socket, nobody listening, or anything it does not recognise (``--help``, a us
 an unreadable file or setting): the usual command line runs and decides in-process. Once
 the message bytes are on their way, a broken connection is exit 75 (the MTA retries; the
 retry is a ``duplicate`` if ``serve`` had decided), never a second, in-process decision.
-
-The exchange on the socket, one JSON object per line: the client sends ``{"v": 1,
-"arguments": [[value, exists], ...], "sender", "recipients", "json"}``; ``serve`` answers
-``{"read": SOURCE}`` (the client then sends the length of SOURCE's bytes on a line and the
-bytes), ``{"fallback": reason}`` (decide in-process), or at the end ``{"exit", "stdout",
-"stderr"}``.
+The socket's path rule and the exchange on it are ``worker.ingest_socket``'s; nothing
+imports this module (it is the entry point), and the arguments it reads as click would are
+tested against click's own parser, case by case.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import os
 import socket
 import sys
+
+from worker import ingest_socket as wire
 
 TYPE_CHECKING = False  # typing itself costs a pipe process ~10 ms to import
 if TYPE_CHECKING:
     from typing import Any, NoReturn
 
-PROTOCOL = 1
-SOCKET_NAME = "ingest.sock"
-MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
-DEFAULT_DATA_DIR = "./var"  # Settings.data_dir's default
-OFF = ("off", "none")
 EX_TEMPFAIL = 75
-# An answer comes after a commit; a busy database may hold it for MAILGATE_DB_BUSY_TIMEOUT.
-ANSWER_SECONDS = 600.0
 PATH_MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # pathlib's rule
 
 
@@ -47,20 +38,6 @@ class NotForHandoff(Exception):
 
 class ConnectionBroke(Exception):
     """The message was sent but its answer never came."""
-
-
-def socket_path(value: str | None, data_dir: str) -> str | None:
-    """MAILGATE_INGEST_SOCKET: unset or empty → ``<data dir>/ingest.sock``; off → None.
-
-    A default path too long for a Unix socket address is off too, rather than a ``serve``
-    that refuses to start over a setting nobody wrote; an explicit one is refused by name.
-    """
-    if value in OFF:
-        return None
-    if not value:
-        path = os.path.join(data_dir, SOCKET_NAME)
-        return path if len(os.fsencode(path)) <= MAX_SOCKET_PATH else None
-    return value
 
 
 def main() -> NoReturn:
@@ -83,7 +60,7 @@ def handoff(argv: list[str], environ: os._Environ[str] | dict[str, str]) -> int:
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         try:
-            client.settimeout(ANSWER_SECONDS)
+            client.settimeout(wire.ANSWER_SECONDS)
             client.connect(path)
         except (OSError, ValueError):  # no serve there (or a stale socket): in-process
             raise NotForHandoff from None
@@ -160,8 +137,8 @@ class IngestCall:
             if value is not None and not isinstance(value, str):
                 raise NotForHandoff  # a bad setting: the command line says which
             values[name] = value
-        data_dir = DEFAULT_DATA_DIR if values["data_dir"] is None else values["data_dir"]
-        path = socket_path(values["ingest_socket"], data_dir)
+        data_dir = wire.DEFAULT_DATA_DIR if values["data_dir"] is None else values["data_dir"]
+        path = wire.socket_path(values["ingest_socket"], data_dir)
         if path is None:
             raise NotForHandoff
         return path
@@ -181,25 +158,25 @@ class IngestCall:
     def exchange(self, stream: Any) -> int:
         """Send the call, then what ``serve`` asks to read; print and return its answer."""
         header = {
-            "v": PROTOCOL,
+            "v": wire.PROTOCOL,
             "arguments": [[value, _exists(value)] for value in self.positional],
             "sender": self.sender,
             "recipients": self.recipients,
             "json": self.json,
         }
         try:
-            stream.write(json.dumps(header).encode() + b"\n")
+            stream.write(wire.line(header))
             stream.flush()
-            plan = _answer(stream)
+            plan = wire.read_line(stream.readline())
         except (OSError, ValueError):
             raise NotForHandoff from None  # nothing sent but the arguments: in-process
         if "read" in plan:
             raw = _read(str(plan["read"]))
             try:
-                stream.write(b"%d\n" % len(raw))
+                stream.write(wire.length_line(len(raw)))
                 stream.write(raw)
                 stream.flush()
-                plan = _answer(stream)
+                plan = wire.read_line(stream.readline())
             except (OSError, ValueError) as exc:
                 raise ConnectionBroke("mailgate serve did not answer") from exc
             if "exit" not in plan:
@@ -210,14 +187,6 @@ class IngestCall:
         sys.stdout.flush()
         sys.stderr.write(plan["stderr"])
         return int(plan["exit"])
-
-
-def _answer(stream: Any) -> dict[str, Any]:
-    """One JSON object line from ``serve``; ``ValueError`` for an end or anything else."""
-    answer = json.loads(stream.readline() or b"null")
-    if not isinstance(answer, dict):
-        raise ValueError("not an answer")
-    return answer
 
 
 def _exists(value: str) -> bool:

@@ -21,6 +21,7 @@ from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr
 from functools import cached_property, lru_cache
 
+from worker.decision import Channel
 from worker.html_text import html_to_text
 
 _MSGID = re.compile(r"<([^<>\s]{1,500}@[^<>\s]{1,255})>")
@@ -127,14 +128,14 @@ class Envelope:
 
     mail_from: str  # "" is the null sender <>
     rcpt_tos: tuple[str, ...]
-    channel: str
+    channel: Channel
     received_at: datetime
 
     @classmethod
     def from_headers(
         cls,
         mail: InboundMail,
-        channel: str,
+        channel: Channel,
         received_at: datetime,
         rcpt_tos: tuple[str, ...] = (),
     ) -> Envelope:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from worker.decision import Channel
+
 DECISION_SECONDS = Histogram(
     "mailgate_decision_seconds",
     "Time from message bytes to committed decision",
@@ -23,5 +25,5 @@ TEMPFAILS = Counter(
     labelnames=["channel"],
     registry=None,
 )
-for _channel in ("smtp", "lmtp", "milter"):
+for _channel in (Channel.SMTP, Channel.LMTP, Channel.MILTER):
     TEMPFAILS.labels(channel=_channel)  # a series from the first scrape, for rate()

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from worker.clock import utcnow
-from worker.decision import OutboxKind
+from worker.decision import OutboxKind, OutboxStatus
 from worker.private import open_private, private_directory
 from worker.store.db import transaction, writer_turn
 from worker.store.models import OutboxRow
@@ -36,7 +36,7 @@ def spool_pending(engine: Engine, directory: Path, ids: list[int] | None = None)
     # of a message with a reply waited up to seconds for it under load).
     with writer_turn(engine), transaction(engine) as session:
         statement = select(OutboxRow).where(
-            col(OutboxRow.status) == "queued", col(OutboxRow.kind).in_(MAIL_KINDS)
+            col(OutboxRow.status) == OutboxStatus.QUEUED, col(OutboxRow.kind).in_(MAIL_KINDS)
         )
         if ids is not None:
             statement = statement.where(col(OutboxRow.id).in_(ids))
@@ -52,7 +52,7 @@ def spool_pending(engine: Engine, directory: Path, ids: list[int] | None = None)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, target)
-            row.status = "spooled"
+            row.status = OutboxStatus.SPOOLED
             row.done_at = utcnow()
             row.attempts += 1
             written += 1

@@ -16,17 +16,18 @@ import time
 from dataclasses import dataclass, replace
 
 import structlog
-from sqlalchemy import Engine
 from sqlmodel import Session
 
 from worker.clock import utcnow
 from worker.decision import (
+    Channel,
     Decision,
     DecisionName,
     OutboxItem,
     OutboxKind,
     Pending,
     ReplyPlan,
+    ReplyReason,
     ReplyStatus,
     is_rejection,
 )
@@ -37,18 +38,20 @@ from worker.metrics import DECISION_SECONDS
 from worker.outbox import spool_pending
 from worker.policy.chain import ChainResult, describe, run_chain
 from worker.policy.context import RuleContext
-from worker.policy.document import Policy, PolicySet, reply_windows
+from worker.policy.document import Policy, reply_windows
+from worker.policy.earlier import deferred, look_up
 from worker.policy.reference import resolve
-from worker.private import tighten
 from worker.public_id import new_public_id
 from worker.recorder import Recorder
 from worker.replies import build_reply, plan_reply
 from worker.reply_language import choose as choose_language
+from worker.runtime import Runtime
 from worker.settings import Settings
 from worker.spam import spam_verdict
-from worker.store.db import TRANSIENT_DB_ERRORS, make_engine, migrate
+from worker.store.db import TRANSIENT_DB_ERRORS
 from worker.store.repository import StoreDirectory, reply_slot_free
 from worker.store.ticket_cache import CachedDirectory, TicketCache
+from worker.store.tickets_view import Directory, TicketSource
 from worker.tokens import ReplyTokens
 
 log = structlog.get_logger("mailgate.decision")
@@ -56,41 +59,31 @@ log = structlog.get_logger("mailgate.decision")
 
 @dataclass(frozen=True)
 class Classified:
-    """A message after the chain: its resolved context, the chain's result, and for a
-    duplicate the (id, decision) it repeats."""
+    """A message after the chain: its resolved context and the chain's result."""
 
     raw: bytes | bytearray
     ctx: RuleContext
     result: ChainResult
-    earlier: tuple[int, str] | None
 
 
 class Mailgate:
-    """One configured instance: settings, policies, database, token keys."""
+    """The gate over one runtime (``worker.runtime``): decides and records, opens nothing."""
 
-    def __init__(
-        self, settings: Settings, policies: PolicySet, engine: Engine, tokens: ReplyTokens
-    ) -> None:
-        self.settings = settings
-        self.policies = policies
-        self.engine = engine
-        self.tokens = tokens
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.policies = runtime.policies
+        self.engine = runtime.engine
+        self.tokens = ReplyTokens(runtime.secret)
         # Reads take no write lock on SQLite (plain BEGIN), writes use BEGIN IMMEDIATE.
-        self.read_engine = engine.execution_options(mailgate_read=True)
-        self.recorder = Recorder(engine)
-        self.tickets = TicketCache(engine)
+        self.read_engine = self.engine.execution_options(mailgate_read=True)
+        self.recorder = Recorder(self.engine)
+        self.tickets = TicketCache(self.engine)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Mailgate:
-        policies = PolicySet.load(settings.policy_dir)
-        tighten(settings.data_dir)  # before anything in it is opened
-        engine = make_engine(settings.effective_database_url, settings.db_busy_timeout)
-        if migrate_schema:
-            try:
-                migrate(engine)
-            except TRANSIENT_DB_ERRORS as exc:
-                raise TransientError(f"database unavailable: {exc.orig}") from exc
-        return cls(settings, policies, engine, ReplyTokens(settings.resolved_reply_secret()))
+        """The gate over a runtime opened from ``settings`` (data dir, database, secret)."""
+        return cls(Runtime.open(settings, migrate_schema=migrate_schema))
 
     def support_domains(self, policy: Policy | None) -> list[str]:
         if self.settings.support_domains:
@@ -124,15 +117,15 @@ class Mailgate:
     ) -> Pending:
         """Run the policy in force over the message; reads the store, writes nothing.
 
-        Three steps: classify (resolve the ticket, run the chain), plan the reply (reject
-        mode, rate-limit pre-read), build the decision and what goes to the outbox.
-        ``recording``: the decision is about to be recorded, so the two reads the write
-        transaction makes anyway are skipped and tickets come from the cache (see
-        ``CachedDirectory``); ``explain`` keeps the reads, so that a dry run still says
-        "duplicate" and "rate_limited".
+        Three steps: classify (resolve the ticket and "already decided?", run the chain),
+        plan the reply (reject mode, rate-limit pre-read), build the decision and what goes
+        to the outbox. ``recording``: the decision is about to be recorded, so the two reads
+        the write transaction makes anyway are deferred to it and tickets come from the
+        cache (see ``CachedDirectory``); ``explain`` keeps the reads, so that a dry run
+        still says "duplicate" and "rate_limited".
         """
         if recording:
-            message = self._classify(raw, envelope, CachedDirectory(self.tickets))
+            message = self._classify(raw, envelope, CachedDirectory(self.tickets), None)
             plan = self._plan_reply(message, None, reject_in_dialogue)
             return self._pending(message, plan)
         if session is None:
@@ -141,7 +134,8 @@ class Mailgate:
                     return self.decide(raw, envelope, own, reject_in_dialogue=reject_in_dialogue)
             except TRANSIENT_DB_ERRORS as exc:
                 raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
-        message = self._classify(raw, envelope, StoreDirectory(session))
+        directory = StoreDirectory(session)
+        message = self._classify(raw, envelope, directory, directory)
         plan = self._plan_reply(message, session, reject_in_dialogue)
         return self._pending(message, plan)
 
@@ -149,30 +143,29 @@ class Mailgate:
         self,
         raw: bytes | bytearray,
         envelope: Envelope,
-        directory: StoreDirectory | CachedDirectory,
+        tickets: TicketSource,
+        decision_log: Directory | None,
     ) -> Classified:
-        """Parse, pick the policy in force, resolve the ticket once, run the chain."""
+        """Parse, pick the policy in force, resolve the ticket and whether the message was
+        decided before (without ``decision_log``: deferred to commit), run the chain."""
         mail = InboundMail.from_bytes(raw)
         policy = self.policies.in_force(envelope.received_at)
         domains = self.support_domains(policy)
         recipients = list(envelope.rcpt_tos) or self.default_recipients(mail, policy)
         envelope = replace(envelope, rcpt_tos=tuple(recipients))
-        found = resolve(mail, envelope, policy, directory, self.tokens, domains)
+        found = resolve(mail, envelope, policy, tickets, self.tokens, domains)
+        key = mail.dedup_key
         ctx = RuleContext(
             mail=mail,
             envelope=envelope,
             policy=policy,
-            directory=directory,
+            earlier=deferred(key) if decision_log is None else look_up(key, decision_log),
             support_domains=domains,
             max_message_bytes=self.settings.max_message_bytes,
             reference=found.reference,
             ticket=found.ticket,
         )
-        result = run_chain(ctx, found.step)
-        earlier = None
-        if result.decision == DecisionName.DUPLICATE:
-            earlier = directory.decided_as(mail.dedup_key)
-        return Classified(raw, ctx, result, earlier)
+        return Classified(raw, ctx, run_chain(ctx, found.step))
 
     def _plan_reply(
         self,
@@ -186,7 +179,9 @@ class Mailgate:
         if reject_in_dialogue and decision.is_rejection:
             # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.
             language = choose_language(ctx.mail, ctx.policy)
-            return ReplyPlan(ReplyStatus.SMTP_REJECTED, "reject_mode_smtp", language=language)
+            return ReplyPlan(
+                ReplyStatus.SMTP_REJECTED, ReplyReason.REJECT_MODE_SMTP, language=language
+            )
         plan = plan_reply(
             decision,
             ctx.mail,
@@ -197,14 +192,14 @@ class Mailgate:
             ctx.envelope.channel,
             self.settings.trusted_authserv_id,
         )
-        if reject_in_dialogue and message.earlier and is_rejection(message.earlier[1]):
+        if reject_in_dialogue and is_rejection(ctx.earlier.decision or ""):
             # A repeat is refused again, in the words the first refusal used.
             return replace(plan, language=choose_language(ctx.mail, ctx.policy))
         if plan.status != ReplyStatus.QUEUED or not plan.recipient:
             return plan
         if spam_verdict(ctx.mail, ctx.policy):
             # The desk's filter called it spam: its sender is likely forged (backscatter).
-            return ReplyPlan(ReplyStatus.SUPPRESSED, "spam")
+            return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.SPAM)
         recipient = plan.recipient
         plan = replace(plan, language=choose_language(ctx.mail, ctx.policy))
         # The claim in record() decides; only a dry run needs to know beforehand.
@@ -212,7 +207,7 @@ class Mailgate:
             return plan
         window, _ = reply_windows(ctx.policy)
         if not reply_slot_free(session, recipient.lower(), plan.reason or "", utcnow(), window):
-            return ReplyPlan(ReplyStatus.SUPPRESSED, "rate_limited")
+            return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.RATE_LIMITED)
         return plan
 
     def _pending(self, message: Classified, plan: ReplyPlan) -> Pending:
@@ -224,7 +219,7 @@ class Mailgate:
             policy=ctx.policy.id if ctx.policy else None,
             policy_sha256=ctx.policy.sha256 if ctx.policy else None,
             ticket=ctx.reference.ticket if ctx.reference else None,
-            reply={"status": str(plan.status), "reason": plan.reason},
+            reply=plan,
             message_id=ctx.mail.message_id,
             raw_sha256=ctx.mail.raw_sha256,
             envelope_from=ctx.envelope.mail_from,
@@ -232,8 +227,8 @@ class Mailgate:
             received_at=ctx.envelope.received_at,
             channel=ctx.envelope.channel,
             trace=result.trace,
-            duplicate_of=message.earlier[0] if message.earlier else None,
-            original_decision=message.earlier[1] if message.earlier else None,
+            duplicate_of=ctx.earlier.decision_id,
+            original_decision=ctx.earlier.decision,
             # Known before the commit, so that the reply can quote it.
             public_id=new_public_id(),
             reply_language=plan.language.language if plan.language else None,
@@ -241,13 +236,16 @@ class Mailgate:
         if plan.language is not None and plan.status != ReplyStatus.SUPPRESSED:
             decision.trace = [*result.trace, plan.language.trace_step()]
         outbox = self._reply(ctx, decision, plan)
-        if result.decision == DecisionName.ACCEPTED_FOLLOWUP and ctx.envelope.channel != "replay":
+        if (
+            result.decision == DecisionName.ACCEPTED_FOLLOWUP
+            and ctx.envelope.channel != Channel.REPLAY
+        ):
             # An archive replay records history; the ticket system already has it.
             outbox += self._forwards(decision, ctx.mail, ctx.support_domains)
         # Only the first decision of a message holds its dedup key.
-        dedup_key = None if message.earlier else ctx.mail.dedup_key
+        dedup_key = None if ctx.earlier.found else ctx.mail.dedup_key
         window, max_delivery = reply_windows(ctx.policy)
-        return Pending(decision, dedup_key, message.raw, plan, outbox, window, max_delivery)
+        return Pending(decision, dedup_key, message.raw, outbox, window, max_delivery)
 
     def _reply(self, ctx: RuleContext, decision: Decision, plan: ReplyPlan) -> list[OutboxItem]:
         if plan.status != ReplyStatus.QUEUED or ctx.policy is None or not plan.recipient:

@@ -32,12 +32,15 @@ from worker.decision import (
     DecisionName,
     OutboxItem,
     OutboxKind,
+    OutboxStatus,
     Pending,
     ReplyPlan,
+    ReplyReason,
     ReplyStatus,
     RuleName,
 )
 from worker.errors import TransientError
+from worker.policy.earlier import at_commit
 from worker.public_id import new_public_id
 from worker.store.db import transaction, writer_turn
 from worker.store.repository import StoreDirectory, claim_reply_slot, lock_chain_head, store_raw
@@ -146,11 +149,11 @@ class Recorder:
     ) -> Decision:
         # SQLAlchemy Core statements on the session's connection: the ORM unit of work
         # cost more than the SQL itself on this path.
-        decision = replace(pending.decision, reply=dict(pending.decision.reply))
+        decision = replace(pending.decision)
         store_raw(session, decision.raw_sha256, pending.raw)
         outbox = list(pending.outbox)
         if not _claim_reply(session, pending, now):
-            decision.reply = {"status": str(ReplyStatus.SUPPRESSED), "reason": "rate_limited"}
+            decision.reply = ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.RATE_LIMITED)
             outbox = [item for item in outbox if item.kind != OutboxKind.AUTO_REPLY]
         fields = _decision_fields(decision, pending.dedup_key, position.seq + 1, now)
         digest = row_digest(position.digest, fields)
@@ -172,7 +175,7 @@ class Recorder:
 
 def _claim_reply(session: Session, pending: Pending, now: datetime) -> bool:
     """False when a queued reply loses its (sender, reason) slot to an earlier reply."""
-    plan = pending.plan
+    plan = pending.decision.reply
     if plan.status != ReplyStatus.QUEUED or not plan.recipient:
         return True
     reason = plan.reason or pending.decision.decision
@@ -191,15 +194,15 @@ def _decision_fields(
         "policy": decision.policy,
         "policy_sha256": decision.policy_sha256,
         "ticket": decision.ticket,
-        "reply_status": decision.reply["status"],
-        "reply_reason": decision.reply["reason"],
+        "reply_status": str(decision.reply.status),
+        "reply_reason": None if decision.reply.reason is None else str(decision.reply.reason),
         "message_id": decision.message_id,
         "raw_sha256": decision.raw_sha256,
         "envelope_from": decision.envelope_from,
         "recipients": decision.recipients,
         "received_at": decision.received_at,
         "decided_at": now,
-        "channel": decision.channel,
+        "channel": str(decision.channel),
         "trace": decision.trace,
         "duplicate_of": decision.duplicate_of,
     }
@@ -215,7 +218,7 @@ def _insert_outbox(
         "rcpt_to": item.rcpt_to,
         "message_id": item.message_id,
         "body": item.body,
-        "status": "queued",
+        "status": str(OutboxStatus.QUEUED),
         "attempts": 0,
         "created_at": now,
         "next_attempt_at": now,
@@ -244,28 +247,21 @@ _MOVE_HEAD = update(HEAD).where(HEAD.c.id == 1)
 
 
 def as_duplicate(pending: Pending, original_id: int, original_decision: str) -> Pending:
-    """The same delivery, recorded as a duplicate of ``original_id``: no key, no reply."""
+    """The same delivery, recorded as a duplicate of ``original_id``: no key, no reply, and
+    the chain's outcome replaced by the ``duplicate`` hit (not a second step appended)."""
     decision = replace(
         pending.decision,
         decision=str(DecisionName.DUPLICATE),
         rule=str(RuleName.DUPLICATE),
-        reply={"status": str(ReplyStatus.SUPPRESSED), "reason": "duplicate"},
+        reply=ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.DUPLICATE),
         duplicate_of=original_id,
         original_decision=original_decision,
-        trace=[
-            *pending.decision.trace,
-            {
-                "rule": str(RuleName.DUPLICATE),
-                "hit": True,
-                # Found by the unique key at commit: a redelivery or a concurrent one.
-                "reason": f"already decided as decision #{original_id}",
-            },
-        ],
+        # Found by the unique key at commit: a redelivery or a concurrent one.
+        trace=at_commit(pending.decision.trace, original_id),
     )
     return replace(
         pending,
         decision=decision,
         dedup_key=None,
-        plan=ReplyPlan(ReplyStatus.SUPPRESSED, "duplicate"),
         outbox=[],
     )

@@ -20,7 +20,7 @@ from email.utils import format_datetime, formataddr, getaddresses, make_msgid, q
 from worker.authentication import sender_authenticated
 from worker.catalogues import DEFAULT, NO_SUBJECT, text
 from worker.clock import utcnow
-from worker.decision import DecisionName, ReplyPlan, ReplyStatus
+from worker.decision import Channel, DecisionName, ReplyPlan, ReplyReason, ReplyStatus
 from worker.hints import matching
 from worker.mail import (
     InboundMail,
@@ -33,10 +33,10 @@ from worker.mail import (
 from worker.policy.document import Policy
 from worker.reply_body import ReplyBody, compose
 
-NO_REPLY_DECISIONS: dict[str, str] = {
-    DecisionName.IGNORED_AUTO_GENERATED: "auto_generated",
-    DecisionName.DUPLICATE: "duplicate",
-    DecisionName.QUARANTINED: "quarantined",
+NO_REPLY_DECISIONS: dict[str, ReplyReason] = {
+    DecisionName.IGNORED_AUTO_GENERATED: ReplyReason.AUTO_GENERATED,
+    DecisionName.DUPLICATE: ReplyReason.DUPLICATE,
+    DecisionName.QUARANTINED: ReplyReason.QUARANTINED,
 }
 ADDRESS_HEADERS = ("To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc")
 # Fixed, so two replies differ only where their text does; "=_" cannot occur in
@@ -47,7 +47,7 @@ _SAFE_MSGID = re.compile(r"^<[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[A-Za-z0-9.\-\[\]:]
 
 # One face for both: a stranger probing ticket numbers learns nothing from the reply.
 NOT_A_FOLLOWUP = (DecisionName.REJECTED_UNKNOWN_TICKET, DecisionName.REJECTED_UNAUTHORIZED_SENDER)
-NOT_A_FOLLOWUP_REASON = "rejected_not_a_followup"
+NOT_A_FOLLOWUP_REASON = ReplyReason.REJECTED_NOT_A_FOLLOWUP
 
 
 def plan_reply(
@@ -57,34 +57,34 @@ def plan_reply(
     recipients: list[str],
     policy: Policy | None,
     support_domains: list[str],
-    channel: str,
+    channel: Channel,
     trusted_authserv_id: str | None = None,
 ) -> ReplyPlan:
     if decision in NO_REPLY_DECISIONS:
         return ReplyPlan(ReplyStatus.SUPPRESSED, NO_REPLY_DECISIONS[decision])
     if policy is None or decision not in policy.templates:
-        return ReplyPlan(ReplyStatus.SUPPRESSED, "no_reply_for_decision")
-    if channel == "replay":
-        return ReplyPlan(ReplyStatus.SUPPRESSED, "replay")
+        return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.NO_REPLY_FOR_DECISION)
+    if channel == Channel.REPLAY:
+        return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.REPLAY)
     if not envelope_from:
-        return ReplyPlan(ReplyStatus.SUPPRESSED, "null_sender")
+        return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.NULL_SENDER)
     suppress = {
         w.strip() for w in (mail.header("X-Auto-Response-Suppress") or "").lower().split(",")
     }
     if suppress & {"all", "autoreply", "oof"}:
-        return ReplyPlan(ReplyStatus.SUPPRESSED, "x_auto_response_suppress")
+        return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.X_AUTO_RESPONSE_SUPPRESS)
     if not any(domain_of(r) in support_domains for r in recipients):
-        return ReplyPlan(ReplyStatus.SUPPRESSED, "no_support_recipient")
+        return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.NO_SUPPORT_RECIPIENT)
     # RFC 5230 4.5: answer only mail that names us in its header, not lists or blind copies.
     addressed = mail.addresses(*ADDRESS_HEADERS)
     if not any(domain_of(a) in support_domains for a in addressed):
-        return ReplyPlan(ReplyStatus.SUPPRESSED, "not_addressed_to_support")
+        return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.NOT_ADDRESSED_TO_SUPPORT)
     if trusted_authserv_id and not sender_authenticated(mail, envelope_from, trusted_authserv_id):
         # Backscatter guard: a forged envelope sender would receive our reply.
-        return ReplyPlan(ReplyStatus.SUPPRESSED, "unauthenticated_sender")
+        return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.UNAUTHENTICATED_SENDER)
     # The twins share one rate-limit slot too: a reply to one probe and silence after the
     # next would tell which kind each ticket number is.
-    reason = NOT_A_FOLLOWUP_REASON if decision in NOT_A_FOLLOWUP else decision
+    reason = NOT_A_FOLLOWUP_REASON if decision in NOT_A_FOLLOWUP else ReplyReason(decision)
     return ReplyPlan(ReplyStatus.QUEUED, reason, envelope_from)
 
 

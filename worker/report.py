@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from worker.decision import DecisionName, OutboxKind, ReplyStatus, is_rejection
+from worker.decision import DecisionName, OutboxKind, OutboxStatus, ReplyStatus, is_rejection
 from worker.mail import domain_of
 from worker.store.models import DecisionRow, OutboxRow, Ticket
 
@@ -81,7 +81,7 @@ def build_report(engine: Engine, since: datetime | None, until: datetime | None)
         day = row.received_at.date().isoformat()
         report.by_day.setdefault(day, Counter())[row.decision] += 1
         if row.reply_status == ReplyStatus.QUEUED:
-            report.replies[delivery.get(row.id or 0, "queued")] += 1
+            report.replies[delivery.get(row.id or 0, OutboxStatus.QUEUED)] += 1
         else:
             report.suppressed[row.reply_reason or row.reply_status] += 1
         if is_rejection(row.decision):

@@ -24,8 +24,10 @@ import structlog
 
 from worker.allocator import fix_mmap_threshold
 from worker.clock import utcnow
+from worker.decision import Channel
 from worker.dispatcher import Dispatcher
 from worker.errors import ConfigError
+from worker.ingress.gateway import Gateway
 from worker.ingress.handoff import HandoffHandler, listening_socket
 from worker.ingress.imap import ImapTarget, MailboxWorker, start_workers
 from worker.ingress.milter import MilterHandler
@@ -42,6 +44,24 @@ from worker.web.mailbox_metrics import MailboxCollector, credential_check
 log = structlog.get_logger("mailgate.serve")
 PROXY_TIMEOUT = 10.0  # seconds a load balancer has to send the PROXY header
 OUTBOX_INTERVAL = 5.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class EarlyStop:
+    """A stop signal noted from the first instant of ``serve``, before the event loop (or the
+    supervisor's forwarding) can handle it: a SIGTERM during start-up then means "stop as
+    soon as started, exit 0" instead of dying by the signal. Forked workers inherit it."""
+
+    requested: int | None = None
+
+    @classmethod
+    def install(cls) -> None:
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, cls._note)
+
+    @classmethod
+    def _note(cls, signum: int, _frame: Any) -> None:
+        cls.requested = signum
 
 
 class Server:
@@ -62,18 +82,19 @@ class Server:
         self.reuse_port = reuse_port
         self.dispatch = dispatch
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decide")
-        self.handlers: list[GateHandler | MilterHandler | HandoffHandler] = []
         self.servers: list[asyncio.base_events.Server] = []
         self.stopping = asyncio.Event()
         self.imap_workers: list[MailboxWorker] = []
         self.http_runner: Any = None
         self.wake = asyncio.Event()
+        # Every listener hands its messages to this one gateway, which counts them in flight.
+        self.gateway = Gateway(gate, self.executor, on_outbox=self.wake.set)
         # Relay and webhook calls can block for seconds: they get their own thread.
         self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self.dispatcher = Dispatcher(
             gate.engine,
             gate.settings.relay_url,
-            gate.settings.resolved_reply_secret(),
+            gate.runtime.secret,
             relay_credentials=relay_credentials(gate.settings),
         )
 
@@ -81,11 +102,11 @@ class Server:
         settings = self.gate.settings
         listening = []
         tls = settings.tls_context()
-        for channel, protocol in (("smtp", GateSMTP), ("lmtp", GateLMTP)):
+        for channel, protocol in ((Channel.SMTP, GateSMTP), (Channel.LMTP, GateLMTP)):
             address = settings.listen_address(channel)
             if address is None:
                 continue
-            handler = GateHandler(self.gate, self.executor, channel, on_outbox=self.wake.set)
+            handler = GateHandler(self.gateway, channel)
             limits = ConnectionLimits(
                 max_connections=settings.smtp_max_connections,
                 max_per_peer=settings.smtp_max_connections_per_ip,
@@ -119,7 +140,6 @@ class Server:
                 raise ConfigError(
                     f"cannot listen on {address[0]}:{address[1]} ({name}): {exc.strerror or exc}"
                 ) from None
-            self.handlers.append(handler)
             self.servers.append(server)
             port = server.sockets[0].getsockname()[1]
             listening.append(f"{channel}://{address[0]}:{port}")
@@ -131,9 +151,8 @@ class Server:
         """Accept ``mailgate ingest`` hand-offs on the socket serve() bound."""
         if self.ingest is None:
             return
-        handler = HandoffHandler(self.gate, self.executor, on_outbox=self.wake.set)
+        handler = HandoffHandler(self.gateway)
         server = await asyncio.start_unix_server(handler.session, sock=self.ingest)
-        self.handlers.append(handler)
         self.servers.append(server)
 
     async def start_milter(self) -> list[str]:
@@ -142,13 +161,12 @@ class Server:
             return []
         if isinstance(parse_milter_listen(value), Path) and self.reuse_port and not self.dispatch:
             return []  # a unix socket cannot be shared: with --workers, worker 0 serves it
-        handler = MilterHandler(self.gate, self.executor, on_outbox=self.wake.set)
+        handler = MilterHandler(self.gateway)
         try:
             server, url = await start_milter(handler, value, reuse_port=self.reuse_port)
         except ConfigError:
             await self.close()
             raise
-        self.handlers.append(handler)
         self.servers.append(server)
         return [url]
 
@@ -247,8 +265,7 @@ class Server:
             self.http_runner = None
         for server in self.servers:
             server.close()
-        for handler in self.handlers:
-            await handler.in_flight.idle.wait()  # in-flight decisions finish their commit
+        await self.gateway.in_flight.idle.wait()  # in-flight decisions finish their commit
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
@@ -269,8 +286,10 @@ class Server:
             os.close(ready_fd)
         loop = asyncio.get_running_loop()
         if install_signals:
-            for signum in (signal.SIGTERM, signal.SIGINT):
+            for signum in STOP_SIGNALS:
                 loop.add_signal_handler(signum, self.stopping.set)
+            if EarlyStop.requested is not None:  # arrived while starting
+                self.stopping.set()
         if ready_fd is None:
             announce(self.gate, listening, workers=1)
         outbox = asyncio.create_task(self.outbox_loop() if self.dispatch else self.stopping.wait())
@@ -281,7 +300,7 @@ class Server:
         if started is not None:
             started.set_result(listening)
         await self.stopping.wait()
-        log.info("mailgate_stopping", in_flight=sum(h.in_flight.count for h in self.handlers))
+        log.info("mailgate_stopping", in_flight=self.gateway.in_flight.count)
         imap_stop.set()
         await self.close()
         await outbox
@@ -359,7 +378,7 @@ def configured_listeners(settings: Settings, *, http: bool = True) -> list[str]:
     """The listeners as configured (port 0 stays 0), for the start-up line of ``--workers``."""
     listening = [
         f"{channel}://{host}:{port}"
-        for channel in ("smtp", "lmtp")
+        for channel in (Channel.SMTP, Channel.LMTP)
         if (address := settings.listen_address(channel))
         for host, port in [address]
     ]
@@ -372,6 +391,7 @@ def configured_listeners(settings: Settings, *, http: bool = True) -> list[str]:
 
 def serve(gate: Mailgate, workers: int = 1) -> int:
     """Run the service; with ``workers`` > 1, that many processes share the ports."""
+    EarlyStop.install()
     refuse_unworkable(gate)
     load_language_models(gate)
     fix_mmap_threshold()  # before forking: the workers inherit it
@@ -423,7 +443,7 @@ def _run_workers(gate: Mailgate, count: int, ingest: socket.socket | None = None
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    if len(ready) < count:
+    if len(ready) < count or EarlyStop.requested is not None:
         forward(signal.SIGTERM, None)
     else:
         announce(gate, configured_listeners(gate.settings), workers=count)

@@ -8,8 +8,6 @@ start-up fails with one line instead of a traceback.
 
 from __future__ import annotations
 
-import os
-import secrets
 import ssl
 import tomllib
 from datetime import date
@@ -21,7 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigError
-from worker.launcher import DEFAULT_DATA_DIR, socket_path
+from worker.ingest_socket import DEFAULT_DATA_DIR, socket_path
 
 DEFAULT_MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 MIN_REPLY_SECRET = 32
@@ -58,8 +56,8 @@ class Settings(BaseSettings):
     smtp_listen: str | None = "127.0.0.1:2525"
     lmtp_listen: str | None = None
     milter_listen: str | None = None
-    # Where `serve` takes messages from `mailgate ingest` (worker.launcher): unset means
-    # <data dir>/ingest.sock, "off" disables; the launcher reads it by the same rule.
+    # Where `serve` takes messages from `mailgate ingest` (worker.ingest_socket): unset
+    # means <data dir>/ingest.sock, "off" disables; the launcher reads it by the same rule.
     ingest_socket: str | None = None
     http_listen: str | None = "127.0.0.1:8025"
     support_domains: list[str] | None = None
@@ -256,29 +254,6 @@ class Settings(BaseSettings):
     def listen_address(self, which: str) -> tuple[str, int] | None:
         value = getattr(self, f"{which}_listen")
         return None if value is None else _split_hostport(value, which)
-
-    def resolved_reply_secret(self) -> bytes:
-        """The HMAC key: the setting, else a per-installation key kept in the data dir.
-
-        Generating one on first use keeps the embedded quick start working; replicas must
-        share ``MAILGATE_REPLY_SECRET`` so that each verifies the others' tokens.
-        """
-        if self.reply_secret:
-            return self.reply_secret.encode()
-        path = self.data_dir / "reply-secret"
-        try:
-            return path.read_bytes().strip()
-        except FileNotFoundError:
-            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # see worker.private
-            key = secrets.token_hex(32).encode()
-            try:
-                # Created 0600 whatever the umask: O_EXCL with an explicit mode.
-                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                return path.read_bytes().strip()
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(key)
-            return key
 
 
 def _read_secret_file(path: Path, name: str) -> str:

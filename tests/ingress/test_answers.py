@@ -26,7 +26,11 @@ from helpers import (
 )
 from sqlalchemy import text
 
+from worker.clock import utcnow
+from worker.decision import Channel, Decision, DecisionName, ReplyPlan, ReplyReason, ReplyStatus
 from worker.ingress import answers
+from worker.ingress.answers import Answer
+from worker.ingress.gateway import Outcome
 from worker.pipeline import Mailgate
 
 TOKEN = "answers-token-0123456789abcdef"
@@ -226,3 +230,43 @@ def test_reject_mode_text_follows_the_decision(served: tuple[Mailgate, RunningSe
     assert unknown == foreign and b"closed" not in unknown and b"English" not in unknown
     assert len({new, language, closed, unknown}) == 4
     assert outbox_files(gate) == []
+
+
+def test_every_protocol_table_answers_every_decision() -> None:
+    """A new decision cannot land without an answer on each transport."""
+    for table in (answers.SMTP, answers.MILTER, answers.IMAP):
+        assert set(table) == set(DecisionName)
+    assert answers.MILTER[DecisionName.IGNORED_AUTO_GENERATED] is Answer.DISCARD
+    assert answers.IMAP[DecisionName.QUARANTINED] is Answer.QUARANTINE
+
+
+def test_a_failure_is_tempfail_and_a_duplicate_answers_as_its_original() -> None:
+    """Whatever the protocol: nothing committed is retry-later; a repeat is not held twice
+    by the milter (its bytes are kept) but goes to IMAP's quarantine folder again."""
+    failed = Outcome(error=RuntimeError("database down"))
+    assert answers.answer(failed, answers.MILTER) is Answer.TEMPFAIL
+    repeat = Outcome(_decision("duplicate", original="quarantined"))
+    milter = answers.answer(repeat, answers.MILTER, held_again=Answer.DISCARD)
+    assert milter is Answer.DISCARD
+    assert answers.answer(repeat, answers.IMAP) is Answer.QUARANTINE
+    refused = Outcome(_decision("duplicate", original="rejected_new_ticket"))
+    assert answers.answer(refused, answers.MILTER) is Answer.REJECT
+
+
+def _decision(name: str, original: str | None = None) -> Decision:
+    return Decision(
+        decision=name,
+        rule="duplicate",
+        policy="wildix-2022-04",
+        policy_sha256=None,
+        ticket=None,
+        reply=ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.DUPLICATE),
+        message_id=None,
+        raw_sha256="0" * 64,
+        envelope_from="a@x.example",
+        recipients=["support@wildix.com"],
+        received_at=utcnow(),
+        channel=Channel.MILTER,
+        trace=[],
+        original_decision=original,
+    )

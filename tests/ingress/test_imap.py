@@ -231,7 +231,7 @@ def test_decided_but_not_moved_is_moved_once_without_second_reply(
     from helpers import envelope
 
     first = gate.ingest(raw, envelope("alice@customer.example", channel="imap"))
-    assert first.reply["status"] == "queued"
+    assert first.reply.status == "queued"
     drain = Drain(gate, dovecot)
     try:
         drain.wait_decided(1)
@@ -258,11 +258,12 @@ def test_sigkill_mid_drain_then_restart(tmp_path: Path, dovecot: Dovecot) -> Non
     )
     gate = Mailgate.open(make_settings(tmp_path))
 
+    logs: list[Path] = []
+
     def serve() -> subprocess.Popen[bytes]:
+        logs.append(tmp_path / f"serve-{len(logs)}.log")  # one per process: whose line is whose
         return subprocess.Popen(
-            [sys.executable, "-m", "worker", "serve"],
-            env=env,
-            stderr=open(tmp_path / "serve.log", "ab"),
+            [sys.executable, "-m", "worker", "serve"], env=env, stderr=open(logs[-1], "ab")
         )
 
     process = serve()
@@ -282,6 +283,12 @@ def test_sigkill_mid_drain_then_restart(tmp_path: Path, dovecot: Dovecot) -> Non
         ):
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
+        # The drain may have ended under an earlier process: stop this one only once it
+        # has started, as systemd would (a signal during the interpreter's own start-up
+        # is not ours to handle).
+        while b"mailgate_started" not in logs[-1].read_bytes():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0

@@ -123,12 +123,14 @@ def test_answers_per_decision_on_one_connection(
     new = fixture_bytes("new_ticket.eml")
     [(command, reply)] = client.message("alice@customer.example", ["support@wildix.com"], new)
     lines = reply.rstrip(b"\0").decode().split("\r\n")
-    assert command == mp.REPLY_CODE and lines[-1].startswith("550 5.7.1 ")
+    assert command == mp.REPLY_CODE
+    # The very lines SMTP reject mode answers: the policy's text, one line per clause
+    # (English mail: English only).
     assert lines == [
         "550-5.7.1 Email only accepts follow-ups on an existing ticket",
         "550 5.7.1 Open new tickets in WMP (https://wmp.wildix.com): Help Desk tab, Add, "
         "Tech Support or Customer Care",
-    ], "the policy's short text, one line per clause (English mail: English only)"
+    ]
     again = client.message("alice@customer.example", ["support@wildix.com"], new)
     assert again == [(command, reply)], "a repeat is answered as the original was"
     forged = new.replace(b"From: Alice", b"From: mallory@evil.example\nFrom: Alice")
@@ -203,7 +205,7 @@ def test_unix_socket_listener(tmp_path: Path) -> None:
             "alice@customer.example", ["support@wildix.com"], fixture_bytes("new_ticket.eml")
         )
         client.close()
-        assert replies[0][1].startswith(b"550-5.7.1 ")
+        assert replies[0][1].startswith((b"550 5.7.1 ", b"550-5.7.1 "))
     finally:
         server.stop()
         gate.engine.dispose()

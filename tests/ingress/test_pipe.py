@@ -53,7 +53,7 @@ def test_mailer_daemon_sender_is_ignored_as_auto_generated(gate: Mailgate) -> No
     decision = deliver(gate, raw, delivery)
     assert decision.envelope_from == ""
     assert decision.decision == "ignored_auto_generated"
-    assert decision.reply["status"] != "queued"
+    assert decision.reply.status != "queued"
     assert outbox_files(gate) == []
 
 
@@ -64,7 +64,7 @@ def test_several_recipients_in_one_call_are_decided_once(gate: Mailgate) -> None
     decision = deliver(gate, raw, delivery)
     assert decision.decision == "rejected_new_ticket"
     assert sorted(decision.recipients) == sorted([SUPPORT, SALES])
-    assert decision.reply["status"] == "queued"
+    assert decision.reply.status == "queued"
     assert len(outbox_files(gate)) == 1
 
 
@@ -79,5 +79,5 @@ def test_one_call_per_recipient_still_gives_one_reply(gate: Mailgate) -> None:
     )
     assert first.decision == "rejected_new_ticket"
     assert second.decision == "duplicate"
-    assert second.reply["status"] != "queued"
+    assert second.reply.status != "queued"
     assert len(outbox_files(gate)) == 1

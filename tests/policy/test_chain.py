@@ -17,7 +17,8 @@ from worker.policy.reference import resolve
 
 def chain(ctx: RuleContext) -> ChainResult:
     """The chain after the resolution step, as the pipeline runs it."""
-    found = resolve(ctx.mail, ctx.envelope, ctx.policy, ctx.directory, TOKENS, DOMAINS)
+    tickets = MemoryDirectory((ctx.ticket,) if ctx.ticket else ())  # what the context found
+    found = resolve(ctx.mail, ctx.envelope, ctx.policy, tickets, TOKENS, DOMAINS)
     return run_chain(ctx, found.step)
 
 

@@ -279,5 +279,5 @@ def measure(gate: Mailgate, corpus: str, items: list[Labelled]) -> Figures:
             mail_from=sender, rcpt_tos=("support@wildix.com",), channel="pipe", received_at=utcnow()
         )
         decision = gate.explain(raw, envelope)
-        figures.add(item, decision.reply["status"] == "queued")
+        figures.add(item, decision.reply.status == "queued")
     return figures

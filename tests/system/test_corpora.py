@@ -59,7 +59,7 @@ def decide_all(gate: Mailgate, files: list[Path]) -> dict[str, tuple[str, str]]:
         raw = as_support_mail(path.read_bytes())
         env = PipeDelivery("-", None, ("support@wildix.com",)).envelope(raw)
         decision = gate.ingest(raw, env)
-        results[path.name] = (decision.decision, decision.reply["status"])
+        results[path.name] = (decision.decision, decision.reply.status)
     return results
 
 

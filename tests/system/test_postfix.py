@@ -106,7 +106,7 @@ def test_milter_rejects_new_ticket_in_the_senders_session(
     raw = fixture_bytes("new_ticket.eml")
     code, text = submit(postfix.port, "alice@customer.example", ["support@wildix.com"], raw)
     assert code == 550 and text.startswith("5.7.1"), (code, text)
-    assert "WMP" in text and "no new tickets" in text.lower()
+    assert "WMP" in text and "follow-ups on an existing ticket" in text
     [decision] = decisions(mailgate.data_dir)
     assert decision["decision"] == "rejected_new_ticket" and decision["channel"] == "milter"
     assert decision["reply_status"] == "smtp_rejected"

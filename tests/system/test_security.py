@@ -43,7 +43,7 @@ def test_thousand_guessed_ticket_numbers_from_strangers(tmp_path: Path) -> None:
     for start in range(0, 1000, 100):
         decisions += gate.ingest_many(messages[start : start + 100])
     assert {d.decision for d in decisions} == {"rejected_unauthorized_sender"}
-    assert sum(d.reply["status"] == "queued" for d in decisions) == 1, "one reply per window"
+    assert sum(d.reply.status == "queued" for d in decisions) == 1, "one reply per window"
 
 
 def test_cross_ticket_and_foreign_domain_tokens(tmp_path: Path) -> None:

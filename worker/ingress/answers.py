@@ -1,4 +1,5 @@
-"""Every SMTP/LMTP reply mailgate sends, as a named constant, and the one error-to-reply map.
+"""Every answer mailgate gives a sender: the SMTP/LMTP replies as named constants, and one
+table per protocol from a decision to what that protocol answers.
 
 Keeping them in one place (as aiosmtpd's ``statuscodes`` does) makes the promise easy to
 audit: ``250`` only from ``accepted``, and every internal failure is ``451 4.3.0`` without
@@ -6,10 +7,20 @@ exception text, so the client retries and learns nothing about our internals. ``
 the decision by its opaque public id only: the decision name or the row id would tell a
 stranger which tickets exist and how many decisions the desk makes. The replies aiosmtpd
 itself would send are mapped onto named answers here too (``LIBRARY``), so that a bad address
-gets one syntax code and oversize mail ``552 5.3.4``, whichever layer noticed.
+gets one syntax code and oversize mail ``552 5.3.4``, whichever layer noticed. A rejection
+in the dialogue has one wording, SMTP reject mode's and the milter's alike: the policy's
+``[replies.smtp_reject]`` text for the decision, then the same in the customer's
+language (``rejection``).
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
+
+from worker.decision import REJECTIONS, DecisionName, ReplyStatus
+from worker.ingress.gateway import Outcome
+from worker.policy.document import PolicySet
+from worker.reject_text import reject_lines
 
 GREETING = "ESMTP ready"  # after "220 <hostname> "; aiosmtpd would name itself and its version
 OK = "250 2.0.0 Ok"
@@ -103,3 +114,89 @@ def rejected_in_dialogue(text: str | list[str] | None) -> str:
     if not lines:
         return DEFAULT_REJECTION
     return "\r\n".join([f"550-5.7.1 {line}" for line in lines[:-1]] + [f"550 5.7.1 {lines[-1]}"])
+
+
+def rejection(policies: PolicySet, outcome: Outcome) -> str:
+    """The ``550 5.7.1`` line for a rejected decision, in the SMTP dialogue and the milter's
+    reply alike: the text of the policy that decided it, else the default pointer."""
+    decision = outcome.decision
+    policy = policies.by_id(decision.policy or "") if decision else None
+    name = outcome.answered_as or ""
+    # The short text in English, then in the customer's language (worker.reject_text).
+    language = decision.reply_language if decision else None
+    return rejected_in_dialogue(reject_lines(policy, name, language))
+
+
+class Answer(StrEnum):
+    """What becomes of a message, whatever its protocol calls it."""
+
+    ACCEPT = "accept"  # 250 queued as; milter continue with headers; IMAP Processed; exit 0
+    REJECT = "reject"  # 550 5.7.1 in the dialogue; IMAP Rejected
+    DISCARD = "discard"  # milter discard: the MTA drops it, mailgate has kept it
+    QUARANTINE = "quarantine"  # milter quarantine (the MTA's hold queue); IMAP Quarantine
+    TEMPFAIL = "tempfail"  # nothing committed: 451 4.3.0, milter tempfail, exit 75
+
+
+def _table(**answers: Answer) -> dict[str, Answer]:
+    """A protocol's table: every decision, the rejections one answer."""
+    rejected = answers.pop("rejected")
+    table: dict[str, Answer] = {str(name): rejected for name in REJECTIONS}
+    table.update(answers)
+    assert set(table) == set(DecisionName), "every decision has an answer"
+    return table
+
+
+# The milter faces the sending MTA: it refuses, drops automated mail (no reply, no
+# delivery), and leaves suspicious mail in the MTA's hold queue.
+MILTER = _table(
+    accepted_followup=Answer.ACCEPT,
+    rejected=Answer.REJECT,
+    ignored_auto_generated=Answer.DISCARD,
+    duplicate=Answer.DISCARD,
+    quarantined=Answer.QUARANTINE,
+)
+# IMAP answers by the folder a message is moved to once its decision is committed.
+IMAP = _table(
+    accepted_followup=Answer.ACCEPT,
+    rejected=Answer.REJECT,
+    ignored_auto_generated=Answer.ACCEPT,
+    duplicate=Answer.ACCEPT,
+    quarantined=Answer.QUARANTINE,
+)
+# SMTP/LMTP accept whatever was committed (the reply, if any, goes by mail), except a
+# rejection in the dialogue (MAILGATE_REJECT_MODE=smtp), which ``smtp_answer`` reads from
+# the decision's reply.
+SMTP = _table(
+    accepted_followup=Answer.ACCEPT,
+    rejected=Answer.ACCEPT,
+    ignored_auto_generated=Answer.ACCEPT,
+    duplicate=Answer.ACCEPT,
+    quarantined=Answer.ACCEPT,
+)
+
+
+def answer(
+    outcome: Outcome, table: dict[str, Answer], *, held_again: Answer = Answer.QUARANTINE
+) -> Answer:
+    """The protocol's answer to an outcome: a failure is always TEMPFAIL, and a duplicate
+    gets its original's answer, except that a second copy of quarantined mail gets
+    ``held_again`` (the milter discards it: its raw bytes are kept already)."""
+    name = outcome.answered_as
+    if outcome.decision is None or name is None:
+        return Answer.TEMPFAIL
+    found = table.get(name, Answer.TEMPFAIL)
+    if found is Answer.QUARANTINE and outcome.decision.decision == DecisionName.DUPLICATE:
+        return held_again
+    return found
+
+
+def smtp_answer(policies: PolicySet, outcome: Outcome) -> str:
+    """The SMTP/LMTP reply line for an outcome."""
+    decision = outcome.decision
+    if decision is None:
+        return TEMPFAIL
+    if decision.reply.status == ReplyStatus.SMTP_REJECTED:
+        return rejection(policies, outcome)
+    if answer(outcome, SMTP) is Answer.TEMPFAIL:
+        return TEMPFAIL
+    return accepted(decision.public_id)

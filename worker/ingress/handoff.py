@@ -1,10 +1,11 @@
 """The ingest socket: ``serve`` decides the messages ``mailgate ingest`` hands over.
 
 A pipe process that finds ``serve`` on ``MAILGATE_INGEST_SOCKET`` (``worker.launcher``)
-sends its arguments and the message bytes instead of importing the store itself. Here
-each one is decided exactly as ``ingest`` would decide it (``pipe.deliver``, channel
-``pipe``, in the executor) and answered only after the commit, with the output, stderr line
-and exit code ``ingest`` would have printed; any failure is the same exit 75 as in-process.
+sends its arguments and the message bytes instead of importing the store itself; the
+exchange is ``worker.ingest_socket``'s. Here each one is decided exactly as ``ingest``
+would decide it (the gateway, channel ``pipe``, in the executor) and answered only after
+the commit, with the output, stderr line and exit code ``ingest`` would have printed; any
+failure is the same exit code as in-process (the pipe's table, ``worker.exits.PIPE``).
 The socket is bound once by the ``serve`` parent (workers inherit it and all accept),
 ``0600``: the pipe runs as the service user (``deploy/postfix/pipe.master.cf``). A socket
 left by a crash is replaced at start; one another ``serve`` still answers on is refused.
@@ -18,25 +19,23 @@ import json
 import os
 import socket
 import stat
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from worker import exits
+from worker import ingest_socket as wire
+from worker.decision import Channel, Decision
 from worker.errors import ConfigError, MailgateError
 from worker.ingress import pipe
-from worker.ingress.in_flight import InFlight
-from worker.launcher import MAX_SOCKET_PATH, PROTOCOL
-from worker.metrics import TEMPFAILS
-from worker.pipeline import Mailgate
+from worker.ingress.gateway import Gateway
 
 log = structlog.get_logger("mailgate.handoff")
-READ_SECONDS = 60.0  # the client has the whole message before it connects
-MAX_PATH = MAX_SOCKET_PATH
-SETTING = "MAILGATE_INGEST_SOCKET"
+MAX_PATH = wire.MAX_SOCKET_PATH
+SETTING = wire.SETTING
+READ_SECONDS = wire.READ_SECONDS
 
 
 @contextlib.contextmanager
@@ -96,26 +95,21 @@ def _remove_stale(path: Path) -> None:
 class HandoffHandler:
     """One session per ``ingest`` call on the socket, decided like the pipe decides."""
 
-    def __init__(
-        self, gate: Mailgate, executor: Executor, on_outbox: Callable[[], None] | None = None
-    ) -> None:
-        self.gate = gate
-        self.executor = executor
-        self.on_outbox = on_outbox
-        self.in_flight = InFlight()
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
 
     async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # Counted from the start: a stopping serve lets a session that has begun finish.
-        with self.in_flight.deciding():
+        with self.gateway.in_flight.deciding():
             try:
                 answer = await self._answer(reader, writer)
             except (OSError, EOFError, ValueError):  # timeouts too
                 answer = None  # the client went away or spoke nonsense: nothing decided
             except Exception as exc:  # e.g. the executor already stopped
-                answer = _failed(exc)
+                answer = self._failed(exc)
             if answer is not None:
                 with contextlib.suppress(OSError):
-                    writer.write(json.dumps(answer).encode() + b"\n")
+                    writer.write(wire.line(answer))
                     await writer.drain()
             writer.close()
             with contextlib.suppress(OSError):
@@ -124,36 +118,44 @@ class HandoffHandler:
     async def _answer(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> dict[str, Any] | None:
+        # Not JSON at all: ValueError, answered with nothing; JSON of another kind: fallback.
         call = json.loads(await asyncio.wait_for(reader.readline(), READ_SECONDS) or b"null")
-        if not isinstance(call, dict) or call.get("v") != PROTOCOL:
+        if not isinstance(call, dict) or call.get("v") != wire.PROTOCOL:
             return {"fallback": "protocol"}
         try:
             delivery = _delivery(call)
         except Exception as exc:
-            return _failed(exc)
-        writer.write(json.dumps({"read": delivery.source}).encode() + b"\n")
+            return self._failed(exc)
+        writer.write(wire.line({"read": delivery.source}))
         await writer.drain()
         length = int(await asyncio.wait_for(reader.readline(), READ_SECONDS))
         raw = await asyncio.wait_for(reader.readexactly(length), READ_SECONDS)
         loop = asyncio.get_running_loop()
-        answer, queued = await loop.run_in_executor(
-            self.executor, self._decide, raw, delivery, bool(call.get("json"))
+        answer, decided = await loop.run_in_executor(
+            self.gateway.executor, self._decide, raw, delivery, bool(call.get("json"))
         )
-        if queued and self.on_outbox is not None:
-            self.on_outbox()  # the reply goes out now, not at the next outbox round
+        self.gateway.wake_outbox(decided)
         return answer
 
     def _decide(
         self, raw: bytes, delivery: pipe.PipeDelivery, as_json: bool
-    ) -> tuple[dict[str, Any], bool]:
-        """In the executor: decide and commit, then the answer ``ingest`` would print."""
+    ) -> tuple[dict[str, Any], list[Decision]]:
+        """In the executor: decide and commit (the envelope is parsed here, off the event
+        loop), then the answer ``ingest`` would print."""
         try:
-            decision = pipe.deliver(self.gate, raw, delivery)
+            decision = self.gateway.decide(raw, delivery.envelope(raw))
             text = pipe.output(decision, as_json)
         except Exception as exc:
-            return _failed(exc), False
-        queued = bool(decision.outbox_ids) and self.gate.needs_dispatch
-        return {"exit": 0, "stdout": text, "stderr": ""}, queued
+            return self._failed(exc), []
+        return {"exit": 0, "stdout": text, "stderr": ""}, [decision]
+
+    def _failed(self, error: Exception) -> dict[str, Any]:
+        """The answer of a failed ``ingest``: its one stderr line and exit code (the pipe's
+        table, ``worker.exits.PIPE``); a bug is logged and counted as a tempfail."""
+        if not isinstance(error, MailgateError):
+            self.gateway.failed(error, Channel.PIPE, via="ingest_socket")
+        message, code = exits.failure(error, exits.PIPE)
+        return {"exit": code, "stdout": "", "stderr": f"mailgate: {message}\n"}
 
 
 def _delivery(call: dict[str, Any]) -> pipe.PipeDelivery:
@@ -165,12 +167,3 @@ def _delivery(call: dict[str, Any]) -> pipe.PipeDelivery:
         [str(value) for value in call["recipients"]],
         exists=dict(arguments).__getitem__,
     )
-
-
-def _failed(error: Exception) -> dict[str, Any]:
-    """The answer of a failed ``ingest``: its one stderr line and exit code."""
-    if not isinstance(error, MailgateError):
-        log.exception("ingest_failed", channel="pipe", via="ingest_socket")
-        TEMPFAILS.labels(channel="pipe").inc()
-    message, code = exits.failure(error, exits.PIPE)
-    return {"exit": code, "stdout": "", "stderr": f"mailgate: {message}\n"}

@@ -36,8 +36,10 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from worker.clock import aware, utcnow
-from worker.decision import Decision, DecisionName, is_rejection
+from worker.decision import Channel, Decision
 from worker.errors import TransientError
+from worker.ingress.answers import IMAP, Answer, answer
+from worker.ingress.gateway import Gateway, Outcome
 from worker.mail import Envelope, InboundMail
 from worker.oauth import (
     CredentialHealth,
@@ -147,6 +149,7 @@ class MailboxWorker(threading.Thread):
     ) -> None:
         super().__init__(name=f"imap:{target.key}", daemon=True)
         self.gate = gate
+        self.gateway = Gateway(gate)
         self.target = target
         self.stop = stop
         self.on_batch = on_batch
@@ -162,10 +165,11 @@ class MailboxWorker(threading.Thread):
         # How long a silent poller keeps the mailbox before another replica takes over.
         self.lease = timedelta(seconds=gate.settings.imap_lease_seconds)
         settings = gate.settings
+        # The IMAP answer to a committed decision: the folder it is moved to.
         self.folders = {
-            "processed": settings.imap_processed,
-            "rejected": settings.imap_rejected,
-            "quarantine": settings.imap_quarantine,
+            Answer.ACCEPT: settings.imap_processed,
+            Answer.REJECT: settings.imap_rejected,
+            Answer.QUARANTINE: settings.imap_quarantine,
         }
 
     # -- the loop ------------------------------------------------------------------------
@@ -293,7 +297,7 @@ class MailboxWorker(threading.Thread):
                 received = aware(internal) if isinstance(internal, datetime) else utcnow()
                 messages.append((raw, self.envelope(raw, received)))
                 present.append(uid)
-            decisions = self.gate.ingest_many(messages) if messages else []
+            decisions = self.gateway.decide_many(messages)
             self.move(client, capabilities, present, decisions)
             self.save_cursor(uidvalidity, chunk[-1])
             self.health.decided += len(decisions)
@@ -312,16 +316,11 @@ class MailboxWorker(threading.Thread):
             )
 
     def envelope(self, raw: bytes, received: datetime) -> Envelope:
-        return Envelope.from_headers(InboundMail.from_bytes(raw), "imap", received)
+        return Envelope.from_headers(InboundMail.from_bytes(raw), Channel.IMAP, received)
 
     def folder_for(self, decision: Decision) -> str:
         # A duplicate goes where its original went; the recorder says where without a query.
-        name = decision.original_decision or decision.decision
-        if name == DecisionName.QUARANTINED:
-            return self.folders["quarantine"]
-        if is_rejection(name):
-            return self.folders["rejected"]
-        return self.folders["processed"]
+        return self.folders[answer(Outcome(decision), IMAP)]
 
     def move(
         self,

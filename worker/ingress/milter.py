@@ -3,13 +3,14 @@
 Behind an MTA, a ``550`` from mailgate after the MTA queued the mail turns into a bounce to a
 possibly forged sender (backscatter). As a milter, mailgate answers before the MTA accepts
 anything, so a rejection reaches the sender through their own MTA. Each message becomes one
-pipeline call with channel ``milter`` and only its support-domain recipients (decided once
-however many there are); the decision is committed before the answer: accepted follow-ups
-continue with ``X-Mailgate-*`` headers added, rejections are ``550 5.7.1`` with the policy's
-text, automated mail is discarded, a duplicate gets its original's answer, quarantine goes to
-the MTA's hold queue,
-any failure is ``451 4.3.0``. Mail with no support recipient is accepted at DATA, unread and
-unrecorded. The protocol itself (our own small v6 implementation) is ``milter_protocol``.
+gateway call (``worker.ingress.gateway``) with channel ``milter`` and only its
+support-domain recipients (decided once however many there are); the decision is committed
+before the answer, which the milter table (``worker.ingress.answers.MILTER``) gives:
+accepted follow-ups continue with ``X-Mailgate-*`` headers added, rejections are the
+``550 5.7.1`` of SMTP reject mode, automated mail is discarded, a duplicate gets its
+original's answer, quarantine goes to the MTA's hold queue, any failure is ``451 4.3.0``.
+Mail with no support recipient is accepted at DATA, unread and unrecorded. The protocol
+itself (our own small v6 implementation) is ``milter_protocol``.
 """
 
 from __future__ import annotations
@@ -17,23 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
 
 from worker.clock import utcnow
-from worker.decision import Decision, DecisionName, is_rejection
+from worker.decision import Channel
 from worker.errors import ConfigError
 from worker.ingress import answers
 from worker.ingress import milter_protocol as mp
-from worker.ingress.in_flight import InFlight
-from worker.mail import Envelope, domain_of, normalize_address
-from worker.metrics import TEMPFAILS
-from worker.pipeline import Mailgate
-from worker.reject_text import reject_lines
+from worker.ingress.gateway import Gateway, Outcome
+from worker.mail import Envelope, normalize_address
 from worker.settings import parse_milter_listen
 
 log = structlog.get_logger("mailgate.milter")
@@ -59,13 +55,9 @@ class Message:
 class MilterHandler:
     """Serves every milter connection of one listener."""
 
-    def __init__(
-        self, gate: Mailgate, executor: Executor, on_outbox: Callable[[], None] | None = None
-    ) -> None:
-        self.gate = gate
-        self.executor = executor
-        self.on_outbox = on_outbox
-        self.in_flight = InFlight()
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.max_bytes = gateway.settings.max_message_bytes
 
     async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One MTA connection: packets in, replies out, until QUIT or end of stream."""
@@ -100,86 +92,66 @@ class MilterHandler:
             args = mp.strings(data)
             message.recipients.append(args[0] if args else "")
             return mp.packet(mp.CONTINUE), message
-        if command == mp.DATA and not self.support_recipients(message):
+        if command == mp.DATA and not self.gateway.for_the_desk(message.recipients):
             return mp.packet(mp.ACCEPT), Message()  # not for the desk: untouched, unrecorded
         if command == mp.HEADER:
             _add_header(message, data)
         elif command == mp.BODY:
-            _add_body(message, data, self.gate.settings.max_message_bytes)
+            _add_body(message, data, self.max_bytes)
         elif command == mp.BODYEOB:
-            _add_body(message, data, self.gate.settings.max_message_bytes)
+            _add_body(message, data, self.max_bytes)
             return await self.end_of_message(message), Message()
         elif command in (mp.ABORT, mp.QUIT_NC):
             return b"", Message()
         return (b"" if command in mp.NO_REPLY else mp.packet(mp.CONTINUE)), message
 
-    def support_recipients(self, message: Message) -> tuple[str, ...]:
-        domains = self.gate.support_domains(self.gate.policies.in_force(utcnow()))
-        addresses = (normalize_address(r) for r in message.recipients)
-        return tuple(dict.fromkeys(a for a in addresses if a and domain_of(a) in domains))
-
     async def end_of_message(self, message: Message) -> bytes:
         """Decide once, commit, then answer; any failure is a tempfail."""
-        recipients = self.support_recipients(message)
+        recipients = self.gateway.for_the_desk(message.recipients)
         if not recipients:
             return mp.packet(mp.ACCEPT)
-        if message.size > self.gate.settings.max_message_bytes:
+        if message.size > self.max_bytes:
             log.info("milter_answer", answer="too_big", queue_id=message.queue_id)
             return mp.reply_code([answers.TOO_BIG])
         envelope = Envelope(
             mail_from=normalize_address(message.mail_from),
             rcpt_tos=recipients,
-            channel="milter",
+            channel=Channel.MILTER,
             received_at=utcnow(),
         )
-        try:
-            raw = message.raw()
-            with self.in_flight.deciding():
-                decision = await asyncio.get_running_loop().run_in_executor(
-                    self.executor,
-                    lambda: self.gate.ingest(raw, envelope, reject_in_dialogue=True),
-                )
-            reply = self.answer(decision)
-        except Exception:
-            log.exception("ingest_failed", channel="milter", queue_id=message.queue_id)
-            TEMPFAILS.labels(channel="milter").inc()
-            return mp.reply_code([answers.TEMPFAIL])
-        if decision.outbox_ids and self.gate.needs_dispatch and self.on_outbox is not None:
-            self.on_outbox()
-        log.info(
-            "milter_answer", decision=decision.decision, id=decision.id, queue_id=message.queue_id
+        outcome = await self.gateway.submit(
+            message.raw(), envelope, reject_in_dialogue=True, queue_id=message.queue_id
         )
-        return reply
+        if outcome.decision is not None:
+            decision = outcome.decision
+            log.info(
+                "milter_answer",
+                decision=decision.decision,
+                id=decision.id,
+                queue_id=message.queue_id,
+            )
+        return self.reply(outcome)
 
-    def answer(self, decision: Decision) -> bytes:
-        """The milter reply for a committed decision, per SPEC.
-
-        A duplicate gets the answer its original got: the MTA sends a message again when it
-        never heard our answer (a timeout after our commit), and discarding it then would
-        lose a follow-up or turn a refusal into silence. It is still decided only once.
-        """
-        name = decision.original_decision or decision.decision
-        if name == DecisionName.ACCEPTED_FOLLOWUP:
+    def reply(self, outcome: Outcome) -> bytes:
+        """The milter's packets for an outcome, by the milter table (SPEC): an accepted
+        follow-up continues with ``X-Mailgate-*`` headers, a rejection is the ``550 5.7.1``
+        the SMTP reject mode gives, automated mail is discarded, quarantined mail goes to
+        the MTA's hold queue, a failure is ``451 4.3.0``."""
+        found = answers.answer(outcome, answers.MILTER, held_again=answers.Answer.DISCARD)
+        decision = outcome.decision
+        if found is answers.Answer.ACCEPT and decision is not None:
             return (
-                mp.add_header("X-Mailgate-Decision", name)
+                mp.add_header("X-Mailgate-Decision", outcome.answered_as or "")
                 + mp.add_header("X-Mailgate-Ticket", decision.ticket or "")
                 + mp.packet(mp.CONTINUE)
             )
-        if is_rejection(name):
-            return mp.reply_code(self.rejection_lines(decision, name))
-        if name == DecisionName.QUARANTINED and decision.decision != DecisionName.DUPLICATE:
+        if found is answers.Answer.REJECT:
+            return mp.reply_code([answers.rejection(self.gateway.policies, outcome)])
+        if found is answers.Answer.QUARANTINE and decision is not None:
             return mp.quarantine(f"mailgate: {decision.rule}") + mp.packet(mp.CONTINUE)
-        # Automated mail, and the second copy of a quarantined one (its raw bytes are kept).
-        return mp.packet(mp.DISCARD)
-
-    def rejection_lines(self, decision: Decision, name: str) -> list[str]:
-        """``550 5.7.1`` with the decision's short text from the policy, in English and in
-        the customer's language (``worker.reject_text``), one reply line per clause."""
-        policy = self.gate.policies.by_id(decision.policy or "")
-        lines = reject_lines(policy, name, decision.reply_language)
-        if not lines:
-            return [answers.DEFAULT_REJECTION]
-        return [f"550-5.7.1 {line}" for line in lines[:-1]] + [f"550 5.7.1 {lines[-1]}"]
+        if found is answers.Answer.DISCARD:
+            return mp.packet(mp.DISCARD)
+        return mp.reply_code([answers.TEMPFAIL])
 
 
 def _with_macros(message: Message, data: bytes) -> Message:

@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from worker.clock import utcnow
+from worker.decision import Channel
 from worker.errors import UsageProblem
 from worker.files import read_bytes
+from worker.ingress.gateway import Gateway
 from worker.mail import Envelope, InboundMail, envelope_sender, normalize_address
 from worker.settings import Settings
 from worker.startup import open_gate
@@ -66,9 +68,12 @@ class PipeDelivery:
         when = received_at or utcnow()
         rcpts = tuple(a for a in (normalize_address(r) for r in self.recipients) if a)
         if self.sender is None:
-            return Envelope.from_headers(InboundMail.from_bytes(raw), "pipe", when, rcpts)
+            return Envelope.from_headers(InboundMail.from_bytes(raw), Channel.PIPE, when, rcpts)
         return Envelope(
-            mail_from=envelope_sender(self.sender), rcpt_tos=rcpts, channel="pipe", received_at=when
+            mail_from=envelope_sender(self.sender),
+            rcpt_tos=rcpts,
+            channel=Channel.PIPE,
+            received_at=when,
         )
 
 
@@ -78,14 +83,16 @@ def _is_recipient(value: str, exists: Callable[[str], bool]) -> bool:
 
 
 def ingest(settings: Settings, delivery: PipeDelivery) -> Decision:
-    """Decide and commit the message; any failure raises, and the MTA keeps the message."""
+    """Decide and commit the message through the gateway; any failure raises, and the
+    command's exit-code table (``worker.exits.PIPE``) answers it: the MTA keeps the message.
+    The same message piped again is a ``duplicate``."""
     raw = read_bytes(delivery.source)
     return deliver(open_gate(settings), raw, delivery)
 
 
 def deliver(gate: Mailgate, raw: bytes, delivery: PipeDelivery) -> Decision:
-    """One pipe delivery of ``raw``; the same message piped again is a ``duplicate``."""
-    return gate.ingest(raw, delivery.envelope(raw))
+    """One pipe delivery of ``raw`` through the gateway."""
+    return Gateway(gate).decide(raw, delivery.envelope(raw))
 
 
 def explain(settings: Settings, delivery: PipeDelivery, at: datetime | None) -> Decision:
@@ -111,8 +118,8 @@ def output(decision: Decision, as_json: bool) -> str:
 def summary(decision: Decision) -> str:
     """One human line: decision, rule, policy, ticket and what became of the reply."""
     reply = decision.reply
-    reason = f": {reply['reason']}" if reply["reason"] else ""
+    reason = f": {reply.reason}" if reply.reason else ""
     return (
         f"{decision.decision} (rule {decision.rule}, policy {decision.policy}, "
-        f"ticket {decision.ticket or '-'}; reply {reply['status']}{reason})"
+        f"ticket {decision.ticket or '-'}; reply {reply.status}{reason})"
     )

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING
 
 from worker import archive as archives
 from worker.clock import utcnow
+from worker.decision import Channel
 from worker.errors import InputError, NoInputError
+from worker.ingress.gateway import Gateway
 from worker.mail import Envelope, InboundMail
 
 if TYPE_CHECKING:
@@ -60,7 +62,7 @@ def replay(
 ) -> ReplaySummary:
     """Decide every message of ``archive``; ``advance`` is called once per message read."""
     summary = ReplaySummary()
-    decide = _dry_run(gate) if dry_run else gate.ingest_many
+    decide = _dry_run(gate) if dry_run else Gateway(gate).decide_many
     for batch in _batches(archive, summary, advance):
         summary.counts.update(decision.decision for decision in decide(batch))
     return summary
@@ -75,7 +77,7 @@ def _batches(
         when = archives.received_at(mail)
         if when is None:
             summary.undated += 1
-        batch.append((raw, Envelope.from_headers(mail, "replay", when or utcnow())))
+        batch.append((raw, Envelope.from_headers(mail, Channel.REPLAY, when or utcnow())))
         advance()
         if len(batch) >= BATCH:
             yield batch

@@ -15,7 +15,7 @@ from worker.decision import RuleName
 from worker.mail import Envelope, InboundMail
 from worker.matching import TicketReference, find_reference
 from worker.policy.document import Policy
-from worker.store.tickets_view import Directory, TicketInfo
+from worker.store.tickets_view import TicketInfo, TicketSource
 from worker.tokens import ReplyTokens
 
 DESCRIPTION = "look for a signed address, a minted Message-ID or a subject tag"
@@ -34,7 +34,7 @@ def resolve(
     mail: InboundMail,
     envelope: Envelope,
     policy: Policy | None,
-    directory: Directory,
+    directory: TicketSource,
     tokens: ReplyTokens,
     support_domains: list[str],
 ) -> Resolution:

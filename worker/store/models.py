@@ -105,7 +105,7 @@ class OutboxRow(SQLModel, table=True):
     rcpt_to: str = Field(sa_column=Column(Text, nullable=False))
     message_id: str = Field(sa_column=Column(Text, nullable=False))
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    status: str = Field(default="queued", index=True, max_length=16)
+    status: str = Field(default="queued", index=True, max_length=16)  # an OutboxStatus
     attempts: int = 0
     created_at: datetime
     next_attempt_at: datetime

@@ -40,11 +40,6 @@ class StoreDirectory:
             return None
         return TicketInfo.from_row(row)
 
-    def decided(self, dedup_key: str) -> int | None:
-        return self.session.scalar(
-            select(DecisionRow.id).where(col(DecisionRow.dedup_key) == dedup_key)
-        )
-
     def decided_as(self, dedup_key: str) -> tuple[int, str] | None:
         """The id and decision name of the message's earlier decision, if there is one."""
         row = self.session.execute(

@@ -36,23 +36,15 @@ _READ_TICKET = select(
 
 
 class CachedDirectory:
-    """The rules' ``Directory`` when the decision is about to be recorded: tickets from the
-    cache, and no read for an earlier decision of the message, because the unique
-    ``dedup_key`` in the write transaction decides that anyway (``Recorder`` records a
-    ``duplicate`` when the insert loses) and must, since a read cannot see a concurrent
-    delivery."""
+    """Where the ticket reference finds its ticket when the decision is about to be
+    recorded: the cache. Whether the message was decided before is not read here but left
+    to the write transaction's unique ``dedup_key`` (``worker.policy.earlier``)."""
 
     def __init__(self, cache: TicketCache) -> None:
         self.cache = cache
 
     def ticket(self, ticket_id: str) -> TicketInfo | None:
         return self.cache.ticket(ticket_id)
-
-    def decided(self, dedup_key: str) -> int | None:
-        return None
-
-    def decided_as(self, dedup_key: str) -> tuple[int, str] | None:
-        return None
 
 
 class TicketCache:

@@ -1,8 +1,8 @@
-"""The view of the store the policy rules read: a ticket as rules see it, and the directory.
+"""The view of the store the resolution before the chain reads: a ticket as rules see it.
 
-Rules read; they never write. The ticket directory and the decision log are reached through
-the small ``Directory`` protocol, so ``explain`` runs the very same rules without a
-transaction and a rule's test can hand it an in-memory directory.
+Nothing here writes. The ticket directory and the decision log are reached through the
+small ``TicketSource`` and ``Directory`` protocols, so ``explain`` resolves a message
+exactly as ``ingest`` does and a rule's test can hand it an in-memory directory.
 """
 
 from __future__ import annotations
@@ -34,7 +34,13 @@ class TicketInfo:
         )
 
 
-class Directory(Protocol):
+class TicketSource(Protocol):
+    """Where the ticket reference finds its ticket (the store, or the cache)."""
+
     def ticket(self, ticket_id: str) -> TicketInfo | None: ...
 
-    def decided(self, dedup_key: str) -> int | None: ...
+
+class Directory(TicketSource, Protocol):
+    """The store as a dry run reads it: tickets, and the earlier decision of a message."""
+
+    def decided_as(self, dedup_key: str) -> tuple[int, str] | None: ...

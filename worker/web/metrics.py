@@ -18,14 +18,14 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from worker.clock import utcnow
+from worker.decision import UNDELIVERED, OutboxStatus
 from worker.metrics import DECISION_SECONDS, TEMPFAILS
 from worker.policy.chain import chain_pairs
 from worker.store.models import DecisionRow, OutboxRow
 
 # Every state an automatic reply's outbox row can be in; each is exported, zero or not, so
 # that an alert on ``failed`` or ``dead`` has a series to watch from the first scrape.
-REPLY_STATES = ("queued", "sending", "retry", "sent", "spooled", "failed", "dead")
-UNDELIVERED = ("queued", "sending", "retry")
+REPLY_STATES = tuple(OutboxStatus)
 
 
 class StoreCollector(Collector):
@@ -55,7 +55,7 @@ class StoreCollector(Collector):
                 ).group_by(col(DecisionRow.reply_status), col(DecisionRow.reply_reason))
             ):
                 replies.add_metric([status, reason or ""], count)
-            pending = ("queued", "retry", "sending")
+            pending = UNDELIVERED
             for status, count in session.execute(
                 select(OutboxRow.status, func.count())
                 .where(col(OutboxRow.status).in_(pending))

@@ -45,7 +45,7 @@ def test_header_signal(gate: Mailgate, headers: dict[str, str]) -> None:
     raw = with_headers(fixture_bytes("new_ticket.eml"), **headers)
     decision = gate.ingest(raw, envelope("alice@customer.example"))
     assert decision.decision == "ignored_auto_generated"
-    assert decision.reply == {"status": "suppressed", "reason": "auto_generated"}
+    assert decision.reply.as_dict() == {"status": "suppressed", "reason": "auto_generated"}
     assert outbox_files(gate) == []
 
 

@@ -71,7 +71,7 @@ def test_provider_header_is_a_named_signal(gate: Mailgate, headers: dict[str, st
     raw = with_headers(fixture_bytes("new_ticket.eml"), **headers)
     decision = gate.explain(raw, envelope("alice@customer.example"))
     assert decision.decision == "ignored_auto_generated"
-    assert decision.reply == {"status": "suppressed", "reason": "auto_generated"}
+    assert decision.reply.as_dict() == {"status": "suppressed", "reason": "auto_generated"}
     hit = next(step for step in decision.trace if step["hit"])
     assert hit["rule"] == "auto_generated" and hit["reason"]
 
@@ -133,7 +133,7 @@ def test_people_who_look_a_little_automated_still_get_the_reply(
     raw = with_headers(fixture_bytes("new_ticket.eml"), From=sender, Subject=subject, **headers)
     decision = gate.explain(raw, envelope(sender))
     assert decision.decision == "rejected_new_ticket"
-    assert decision.reply["status"] == "queued"
+    assert decision.reply.status == "queued"
 
 
 FORWARDED = b"Received: from fwd.forwarder.example by mx.wildix.com; Mon, 23 Nov 2026 09:12:02\n"
@@ -152,7 +152,7 @@ def forwarded(precedence_by_forwarder: bool) -> bytes:
 def test_precedence_stamped_by_a_forwarder_is_not_the_authors(gate: Mailgate) -> None:
     decision = gate.explain(forwarded(precedence_by_forwarder=True), envelope(SRS))
     assert decision.decision == "rejected_new_ticket"
-    assert decision.reply["status"] == "queued"
+    assert decision.reply.status == "queued"
 
 
 @pytest.mark.parametrize(

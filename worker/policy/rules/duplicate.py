@@ -1,7 +1,8 @@
 """``duplicate``: the same message (Message-ID, else raw digest) was already decided.
 
-This rule makes ``explain`` and the trace honest; the guarantee itself is the unique
-constraint on ``decision.dedup_key``, which catches the race this read cannot.
+The rule judges what was resolved before the chain (``worker.policy.earlier``): an earlier
+decision known from the log hits; none known misses, saying whether the unique
+``dedup_key`` is still to confirm it at commit, where a lost race replaces the outcome.
 """
 
 from worker.decision import RuleName
@@ -14,7 +15,10 @@ class Duplicate:
     description = "a message already decided is never decided or answered again"
 
     def check(self, ctx: RuleContext) -> Verdict:
-        earlier = ctx.directory.decided(ctx.mail.dedup_key)
-        if earlier is None:
-            return Verdict.miss(f"first time for {ctx.mail.dedup_key[:80]}")
-        return Verdict.hit_because(f"already decided as decision #{earlier}")
+        earlier = ctx.earlier
+        if earlier.found:
+            return Verdict.hit_because(f"already decided as decision #{earlier.decision_id}")
+        key = earlier.dedup_key[:80]
+        if earlier.deferred:
+            return Verdict.miss(f"first time for {key} unless the unique key finds it at commit")
+        return Verdict.miss(f"first time for {key}")
