@@ -88,6 +88,10 @@ def policy_copy(tmp_path: Path) -> Path:
         ("[replies]", '[actions]\nduplicate = "off"\n[replies]', "cannot be switched off"),
         ("[replies]", '[actions]\nno_such_rule = "off"\n[replies]', "key actions.no_such_rule"),
         ("[replies]", '[actions]\nlanguage = "maybe"\n[replies]', "key actions.language"),
+        ("'\\b(?:down|outage)\\b',", "'(unclosed',", "key hints.urgent.patterns"),
+        ("[hints.partner]\ntext.en =", "[hints.partner]\ntext.xx =", "needs an English text"),
+        ('text.en = "If you', 'text.en = "$nobody If you', "key hints.partner.text"),
+        ("[hints.partner]\n", '[hints.partner]\ndecisions = ["held"]\n', "hints.partner.decisions"),
     ],
 )
 def test_errors_name_file_key_and_problem(

@@ -136,6 +136,14 @@ class Hint(_Strict):
                 raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
         return value
 
+    @field_validator("decisions")
+    @classmethod
+    def _replied_decisions(cls, value: list[str]) -> list[str]:
+        for decision in value:
+            if decision not in REPLY_DECISIONS:
+                raise ValueError(f"no reply is defined for decision {decision!r}")
+        return value
+
     @field_validator("text")
     @classmethod
     def _english_and_placeholders(cls, value: dict[str, str]) -> dict[str, str]:
