@@ -290,9 +290,10 @@ def test_unclear_text_falls_back_to_headers_then_english(
     decision, reply, _ = answer(gate, raw, sender)
     assert decision.decision == "rejected_new_ticket" and reply is not None
     assert reply["Content-Language"] == expected, decision.trace[-1]["reason"]
-    if expected == "en":
-        assert "customer_care" not in decision.trace[-1]["reason"]
-        assert decision.trace[-1]["hit"] is False
+    step = decision.trace[-1]
+    assert step["rule"] == "reply_language"
+    assert step["hit"] is (expected != "en"), "a miss: nothing said which, English"
+    assert step["reason"].endswith("English by default") is (expected == "en")
 
 
 def test_a_billing_question_gets_the_customer_care_hint_only(gate: Mailgate) -> None:

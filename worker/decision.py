@@ -164,10 +164,11 @@ class ReplyLanguage:
 
     language: str
     reason: str
+    by_default: bool = False  # nothing in the message said which: English
 
     def trace_step(self) -> dict[str, Any]:
-        """As a trace step after the chain's: the choice is part of what was decided."""
-        return {"rule": "reply_language", "hit": self.language != "en", "reason": self.reason}
+        """As a trace step after the chain's (a hit: the message said which language)."""
+        return {"rule": "reply_language", "hit": not self.by_default, "reason": self.reason}
 
 
 @dataclass(frozen=True)

@@ -90,4 +90,4 @@ def choose(mail: InboundMail, policy: Policy | None) -> ReplyLanguage:
     named, header = _from_headers(mail)
     if named is not None:
         return ReplyLanguage(named, f"{found}; {header}")
-    return ReplyLanguage(DEFAULT, f"{found}; English by default")
+    return ReplyLanguage(DEFAULT, f"{found}; English by default", by_default=True)
