@@ -17,7 +17,7 @@ from worker import catalogues
 from worker.catalogues import SHIPPED, compile_po, placeholders
 from worker.decision import REJECTIONS
 from worker.policy.document import Policy, PolicySet
-from worker.reject_text import MAX_BYTES, reject_lines
+from worker.reject_text import MAX_BYTES, ascii_folded, reject_lines
 from worker.reply_body import compose
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,3 +126,18 @@ def test_reject_texts_are_short_ascii_in_english_and_the_customers_language(
         assert lines[: len(english)] == english
         assert (len(lines) > len(english)) == (language != "en"), "translation kept"
         assert all(line[:1].isupper() and "%" not in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "text,language,folded",
+    [
+        ("Questo ticket è chiuso", "it", "Questo ticket e' chiuso"),
+        ("Bitte eröffnen Sie ein Ticket: Größe", "de", "Bitte eroeffnen Sie ein Ticket: Groesse"),
+        ("Ce ticket est clôturé\u00a0; 100 %", "fr", "Ce ticket est cloture ; 100  percent"),
+        ("pestaña, não, €", "es", "pestana, nao, "),
+    ],
+)
+def test_reply_text_is_folded_to_ascii_as_each_language_writes_it(
+    text: str, language: str, folded: str
+) -> None:
+    assert ascii_folded(text, language) == folded

@@ -16,14 +16,19 @@ from worker.policy.document import Policy
 
 MAX_BYTES = 400
 _FOLDED = str.maketrans({"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d"})
-# German writes a dropped umlaut as a following e.
-_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
+# Where a language writes its accents in ASCII otherwise: a German umlaut as a following
+# e, an Italian accented vowel with an apostrophe ("e'" is "is", "e" is "and").
+_BY_LANGUAGE = {
+    "de": str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"}),
+    "it": str.maketrans(
+        {"à": "a'", "è": "e'", "é": "e'", "ì": "i'", "ò": "o'", "ù": "u'", "È": "E'"}
+    ),
+}
 
 
 def ascii_folded(text: str, language: str = "") -> str:
     """The text with accents dropped and anything else outside printable ASCII removed."""
-    if language == "de":
-        text = text.translate(_UMLAUTS)
+    text = text.translate(_BY_LANGUAGE.get(language, {}))
     decomposed = unicodedata.normalize("NFKD", text.translate(_FOLDED))
     kept = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return "".join(ch for ch in kept if " " <= ch <= "~").replace("%", " percent")
