@@ -22,6 +22,7 @@ from worker.policy.document import Language, Policy
 _SENTENCE_LETTERS = 25
 # A second language holding this share of the judged letters makes the text mixed.
 _MIX = 0.3
+_MAX_SENTENCES = 40
 # A text with no line of this many words is a greeting or a signature, not a sentence.
 _SENTENCE_WORDS = 4
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
@@ -47,7 +48,8 @@ def _other_languages(text: str, language: str, settings: Language) -> set[str]:
     """Other languages that whole sentences are confidently written in, when they hold a
     good share of the text (a one-line English disclaimer under Italian is not a mix)."""
     letters: dict[str, int] = {}
-    for sentence in _SENTENCES.split(text):
+    # As much as the identifier reads of the whole, and a bounded number of sentences.
+    for sentence in _SENTENCES.split(text[:4000])[:_MAX_SENTENCES]:
         count = sum(ch.isalpha() for ch in sentence)
         if count < _SENTENCE_LETTERS:
             continue
