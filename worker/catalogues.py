@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import IO, Any
 
 import structlog
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 
 log = structlog.get_logger("mailgate.catalogues")
 
@@ -97,6 +95,10 @@ class Catalogue:
 def compile_po(path: Path, language: str) -> Catalogue:
     """Read a ``.po`` and compile it with Babel, leaving out fuzzy entries and entries whose
     placeholders differ from the English (they would fail at substitution)."""
+    # Imported here: a process that only writes English never needs Babel.
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
     with path.open("rb") as handle:
         catalog = read_po(handle, locale=language, domain=DOMAIN)
     usable: set[str] = set()
