@@ -20,6 +20,13 @@ from worker.store.models import DecisionRow, OutboxRow, RawMessage
 from worker.store.repository import load_raw
 
 
+def plain(reply: email.message.EmailMessage) -> str:
+    """The text/plain part of a reply (the first of its multipart/alternative)."""
+    part = reply.get_body(("plain",))
+    assert isinstance(part, email.message.EmailMessage)
+    return part.get_content()
+
+
 def read_reply(path) -> email.message.EmailMessage:  # type: ignore[no-untyped-def]
     return email.message_from_bytes(path.read_bytes(), policy=default)  # type: ignore[return-value]
 
@@ -35,7 +42,8 @@ def test_new_ticket_mail_is_rejected_with_one_rfc3834_reply(gate: Mailgate) -> N
     assert len(files) == 1
     reply = read_reply(files[0])
     assert reply["X-Mailgate-Envelope-From"] == "<>"
-    assert reply["To"] == "alice@customer.example"
+    assert reply["To"] == "Alice Rossi <alice@customer.example>"
+    assert reply["Content-Language"] == "en"
     assert reply["Auto-Submitted"] == "auto-replied"
     assert reply["In-Reply-To"] == "<20261123091158.4711@mail.customer.example>"
     assert reply["References"] == "<20261123091158.4711@mail.customer.example>"
@@ -43,7 +51,7 @@ def test_new_ticket_mail_is_rejected_with_one_rfc3834_reply(gate: Mailgate) -> N
     assert reply["X-Auto-Response-Suppress"] == "All"
     assert reply["Message-ID"].endswith("@wildix.com>")
     assert reply["From"].addresses[0].addr_spec == "support@wildix.com"
-    body = reply.get_content()
+    body = plain(reply)
     assert "Help Desk tab" in body and "click Add in the upper-right corner" in body
     assert "Tech Support or Customer Care" in body and "https://wmp.wildix.com" in body
     assert "firmware" in body and "WMS version" in body
@@ -127,7 +135,7 @@ def test_stranger_with_subject_tag_is_unauthorized(gate: Mailgate) -> None:
     raw = with_headers(fixture_bytes("followup_subject_tag.eml"), From="Eve <eve@attacker.example>")
     decision = gate.ingest(raw, envelope("eve@attacker.example"))
     assert (decision.decision, decision.rule) == ("held", "unauthorized_sender")
-    reply = read_reply(outbox_files(gate)[0]).get_content()
+    reply = plain(read_reply(outbox_files(gate)[0]))
     assert "1001" not in reply and "W-AIR" not in reply, "reveals nothing about the ticket"
     assert "a person" in reply
 
@@ -214,8 +222,8 @@ def test_closed_beyond_reopen_window_is_rejected(gate: Mailgate) -> None:
     )
     decision = gate.ingest(raw, envelope("bob@partner.example"))
     assert decision.decision == "rejected_closed_ticket"
-    body = read_reply(outbox_files(gate)[0]).get_content()
-    assert "ticket 3003 is closed" in body
+    body = plain(read_reply(outbox_files(gate)[0]))
+    assert "ticket 3003 is closed" in " ".join(body.split()), "wherever the text is wrapped"
 
 
 def test_closed_within_reopen_window_is_accepted(gate: Mailgate) -> None:
@@ -245,8 +253,13 @@ def test_customer_care_followup_in_italian_is_rejected(gate: Mailgate) -> None:
         fixture_bytes("followup_customer_care_it.eml"), envelope("carla@customer.example")
     )
     assert decision.decision == "rejected_language"
-    assert "written in it" in decision.trace[-1]["reason"]
-    assert "English" in read_reply(outbox_files(gate)[0]).get_content()
+    assert "written in it" in decision.trace[-2]["reason"]
+    assert decision.trace[-1] == {
+        "rule": "reply_language",
+        "hit": True,
+        "reason": "text in it (0.99)",
+    }
+    assert "English" in plain(read_reply(outbox_files(gate)[0]))
 
 
 def test_customer_care_followup_in_english_is_accepted(gate: Mailgate) -> None:
@@ -361,7 +374,7 @@ def test_decision_row_holds_every_field(gate: Mailgate) -> None:
         assert row is not None
         assert row.decision == "rejected_new_ticket" and row.policy == "wildix-2022-04"
         assert row.policy_sha256 == gate.policies.by_id("wildix-2022-04").sha256  # type: ignore[union-attr]
-        assert [step["rule"] for step in row.trace][-1] == "new_ticket"
+        assert [step["rule"] for step in row.trace][-2:] == ["new_ticket", "reply_language"]
         assert row.recipients == ["support@wildix.com"]
         outbox = session.scalars(select(OutboxRow)).one()
         assert outbox.decision_id == row.id and outbox.mail_from == ""

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
+from pathlib import Path
 
 import pytest
 from rule_context import DOMAINS, message, policy
 
 from worker.decision import ReplyPlan, ReplyStatus
 from worker.mail import InboundMail
+from worker.policy.document import PolicySet
 from worker.replies import build_reply, plan_reply
 
 INBOUND = message(
@@ -37,6 +40,12 @@ def reply_to(
     return parsed
 
 
+def text_of(reply: EmailMessage) -> str:
+    part = reply.get_body(("plain",))
+    assert isinstance(part, EmailMessage)
+    return part.get_content()
+
+
 def test_rfc3834_header_set() -> None:
     """Auto-Submitted, suppression hint, threading, Auto: subject, From the support address."""
     reply = reply_to(INBOUND)
@@ -51,8 +60,10 @@ def test_rfc3834_header_set() -> None:
     assert reply["Subject"] == "Auto: W-AIR handsets do not register"
     assert reply["From"].addresses[0].addr_spec == "support@wildix.com"
     assert reply["From"].addresses[0].display_name == "Wildix Support"
-    assert reply["To"] == "alice@customer.example"
-    assert reply["X-Mailgate-Decision"] == "rejected_new_ticket"
+    assert reply["To"] == "Alice <alice@customer.example>", "the customer's display name kept"
+    assert reply["Content-Language"] == "en"
+    assert not [name for name in reply if name.lower().startswith("x-mailgate")]
+    assert b"rejected_" not in reply.as_bytes(), "no internal decision name anywhere"
 
 
 def test_every_reply_gets_a_fresh_message_id_in_our_domain() -> None:
@@ -64,16 +75,16 @@ def test_every_reply_gets_a_fresh_message_id_in_our_domain() -> None:
 
 
 def test_never_quotes_the_inbound_body() -> None:
-    text = reply_to(INBOUND).get_content()
+    text = text_of(reply_to(INBOUND))
     assert "SECRET-BODY-LINE" not in text and "two handsets" not in text
 
 
 def test_template_is_rendered_with_the_policy_and_the_ticket() -> None:
-    new_ticket = reply_to(INBOUND).get_content()
+    new_ticket = text_of(reply_to(INBOUND))
     assert "https://wmp.wildix.com" in new_ticket and "Help Desk tab" in new_ticket
     assert "$" not in new_ticket, "no placeholder left unrendered"
-    closed = reply_to(INBOUND, "rejected_closed_ticket", ticket="3003").get_content()
-    assert "ticket 3003 is closed" in closed
+    closed = text_of(reply_to(INBOUND, "rejected_closed_ticket", ticket="3003"))
+    assert "ticket 3003 is closed" in " ".join(closed.split()), "wrapped anywhere"
 
 
 def test_missing_message_id_means_no_threading_headers() -> None:
@@ -102,7 +113,7 @@ def test_non_ascii_subject_and_body_are_encoded() -> None:
     raw = message(subject="=?utf-8?q?R=C3=A9clamation_facture?=")
     reply = reply_to(raw, "rejected_language", ticket="2002")
     assert reply["Subject"] == "Auto: Réclamation facture"
-    assert reply.get_content_charset() == "utf-8"
+    assert reply.get_body(("plain",)).get_content_charset() == "utf-8"  # type: ignore[union-attr]
 
 
 def plan(
@@ -151,3 +162,53 @@ def test_blind_copies_are_not_answered() -> None:
     """RFC 5230 4.5: only mail that names us in its header gets a reply."""
     raw = message(To="team@customer.example")
     assert plan(raw) == ReplyPlan(ReplyStatus.SUPPRESSED, "not_addressed_to_support")
+
+
+@pytest.mark.parametrize(
+    "display,expected",
+    [
+        ('"Rossi, Mario (IT)" <alice@customer.example>', "Rossi, Mario (IT)"),
+        ('"Eve \\"boss\\" <x@y>" <alice@customer.example>', 'Eve "boss" <x@y>'),
+        ("=?utf-8?q?Bcc=3A_victim=40x=2Eexample=0D=0AX=3A?= <alice@customer.example>", None),
+        ('"=?utf-8?q?not_decoded?=" <alice@customer.example>', None),
+        ("Mallory <mallory@elsewhere.example>", ""),
+    ],
+)
+def test_the_display_name_is_kept_and_cannot_add_a_header(
+    display: str, expected: str | None
+) -> None:
+    """Only the name the sender gave the replied-to address, quoted or encoded as needed."""
+    reply = reply_to(message(From=display))
+    to = reply["To"].addresses
+    assert [a.addr_spec for a in to] == ["alice@customer.example"]
+    if expected is not None:
+        assert to[0].display_name == expected
+    assert reply["Bcc"] is None and reply["X"] is None
+    assert all(line.startswith((" ", "\t")) or ":" in line for line in str(reply).split("\n")[:12])
+
+
+def test_the_html_part_escapes_what_the_customer_wrote(tmp_path: Path) -> None:
+    """A policy may quote the subject; both parts show it as text, the HTML escaped."""
+    target = tmp_path / "policies"
+    shutil.copytree(Path(__file__).parents[1] / "policies", target)
+    template = target / "templates" / "new_ticket.txt"
+    template.write_text(template.read_text() + "\nAbout: $subject\n")
+    loaded = PolicySet.load(target).policies[-1]
+    raw = message(subject='<img src="https://evil.example/x.png"> & <script>x</script>')
+    body, _ = build_reply(
+        decision="rejected_new_ticket",
+        mail=InboundMail.from_bytes(raw),
+        recipient="alice@customer.example",
+        policy=loaded,
+        support_domains=DOMAINS,
+        ticket=None,
+        language="it",
+    )
+    parsed = message_from_bytes(body, policy=default)
+    assert isinstance(parsed, EmailMessage)
+    html = parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "&lt;img src=" in html and "<img" not in html and "<script" not in html
+    assert "&amp;" in html
+    # A paragraph the catalogue does not know: the whole reply stays English.
+    assert parsed["Content-Language"] == "en"
+    assert "About: <img" in text_of(parsed)

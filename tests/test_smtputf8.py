@@ -74,7 +74,8 @@ def test_utf8_message_over_smtputf8_gets_its_reply_with_the_subject_intact(
     assert (mail_from, rcpts) == ("<>", ["jörg@customer.example"])
     reply = email.message_from_bytes(body, policy=default)
     assert str(reply["Subject"]) == f"Auto: {SUBJECT}"
-    assert str(reply["To"]) == "jörg@customer.example"
+    assert str(reply["To"]) == "Jörg Müller <jörg@customer.example>", "display name kept"
+    assert reply["Content-Language"] == "de"
     assert body.split(b"\r\n\r\n")[0].count(b"Subject: =?utf-8?") == 1  # RFC 2047, 7-bit
     assert [(r.status, r.attempts) for r in outbox(gate)] == [("sent", 1)]
 
@@ -88,7 +89,7 @@ def test_idn_domain_is_sent_as_a_label_through_a_plain_relay(
     mail_from, rcpts, body = ascii_relay.messages[0]
     assert mail_from == "<>"
     assert rcpts == ["user@xn--bcher-kva.example"]
-    assert b"To: user@xn--bcher-kva.example\r\n" in body
+    assert b"\r\n <user@xn--bcher-kva.example>\r\n" in body, "the A-label after the name"
     assert [r.status for r in outbox(gate)] == ["sent"]
 
 

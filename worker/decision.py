@@ -184,12 +184,26 @@ UNDELIVERED: tuple[OutboxStatus, ...] = (
 
 
 @dataclass(frozen=True)
+class ReplyLanguage:
+    """The language a reply is written in (a shipped one), and why it was chosen."""
+
+    language: str
+    reason: str
+    by_default: bool = False  # nothing in the message said which: English
+
+    def trace_step(self) -> dict[str, Any]:
+        """As a trace step after the chain's (a hit: the message said which language)."""
+        return {"rule": "reply_language", "hit": not self.by_default, "reason": self.reason}
+
+
+@dataclass(frozen=True)
 class ReplyPlan:
     """Whether a decision gets an automatic reply, why (not), and to whom."""
 
     status: ReplyStatus
     reason: ReplyReason | None
     recipient: str | None = None
+    language: ReplyLanguage | None = None  # of the reply, or of the 550 text
 
     def as_dict(self) -> dict[str, str | None]:
         """The ``reply`` object of a decision: status and reason; the address stays out."""
@@ -233,6 +247,8 @@ class Decision:
     # it to its folder) needs no query. Not stored: ``duplicate_of`` points at the row.
     original_decision: str | None = None
     public_id: str | None = None  # the opaque reference in the SMTP answer
+    # The language of the reply or the in-dialogue 550 text; not stored (the trace has it).
+    reply_language: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         received = self.received_at.astimezone(UTC).isoformat(timespec="microseconds")

@@ -30,6 +30,7 @@ from worker.decision import (
     ReplyPlan,
     ReplyReason,
     ReplyStatus,
+    is_rejection,
 )
 from worker.errors import TransientError
 from worker.forwarding import forward_mail, webhook_body
@@ -43,8 +44,10 @@ from worker.policy.context import RuleContext
 from worker.policy.document import Policy, reply_windows
 from worker.policy.earlier import deferred, look_up
 from worker.policy.reference import resolve
+from worker.public_id import new_public_id
 from worker.recorder import Recorder
 from worker.replies import NO_REPLY_DECISIONS, build_reply, plan_reply
+from worker.reply_language import choose as choose_language
 from worker.runtime import Runtime
 from worker.settings import Settings
 from worker.spam import spam_verdict
@@ -191,7 +194,10 @@ class Mailgate:
         ctx, decision = message.ctx, message.result.decision
         if reject_in_dialogue and decision.is_rejection:
             # MAILGATE_REJECT_MODE=smtp: the 550 in the dialogue is the answer; no backscatter.
-            return ReplyPlan(ReplyStatus.SMTP_REJECTED, ReplyReason.REJECT_MODE_SMTP)
+            language = choose_language(ctx.mail, ctx.policy)
+            return ReplyPlan(
+                ReplyStatus.SMTP_REJECTED, ReplyReason.REJECT_MODE_SMTP, language=language
+            )
         if decision == DecisionName.HELD:
             quiet = _quiet_hold(message.result.rule, reject_in_dialogue)
             if quiet is not None:
@@ -206,18 +212,21 @@ class Mailgate:
             ctx.envelope.channel,
             self.settings.trusted_authserv_id,
         )
+        if reject_in_dialogue and is_rejection(ctx.earlier.decision or ""):
+            # A repeat is refused again, in the words the first refusal used.
+            return replace(plan, language=choose_language(ctx.mail, ctx.policy))
         if plan.status != ReplyStatus.QUEUED or not plan.recipient:
             return plan
         if spam_verdict(ctx.mail, ctx.policy):
             # The desk's filter called it spam: its sender is likely forged (backscatter).
             return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.SPAM)
+        recipient = plan.recipient
+        plan = replace(plan, language=choose_language(ctx.mail, ctx.policy))
         # The claim in record() decides; only a dry run needs to know beforehand.
         if session is None:
             return plan
         window, _ = reply_windows(ctx.policy)
-        if not reply_slot_free(
-            session, plan.recipient.lower(), plan.reason or "", utcnow(), window
-        ):
+        if not reply_slot_free(session, recipient.lower(), plan.reason or "", utcnow(), window):
             return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.RATE_LIMITED)
         return plan
 
@@ -240,7 +249,12 @@ class Mailgate:
             trace=result.trace,
             duplicate_of=ctx.earlier.decision_id,
             original_decision=ctx.earlier.decision,
+            # Known before the commit, so that the reply can quote it.
+            public_id=new_public_id(),
+            reply_language=plan.language.language if plan.language else None,
         )
+        if plan.language is not None and plan.status != ReplyStatus.SUPPRESSED:
+            decision.trace = [*result.trace, plan.language.trace_step()]
         outbox = self._reply(ctx, decision, plan)
         if (
             result.decision == DecisionName.ACCEPTED_FOLLOWUP
@@ -263,6 +277,8 @@ class Mailgate:
             policy=ctx.policy,
             support_domains=ctx.support_domains,
             ticket=decision.ticket,
+            language=plan.language.language if plan.language else "en",
+            reference=decision.public_id or "",
         )
         return [OutboxItem(OutboxKind.AUTO_REPLY, "", plan.recipient, message_id, body)]
 
@@ -323,6 +339,7 @@ class Mailgate:
         """The decision and trace a message would get now; ``decide`` only reads."""
         with Session(self.read_engine) as session:
             decision = self.decide(raw, envelope, session).decision
+        decision.public_id = None  # nothing recorded, nothing to cite
         # Only the dry run carries each rule's description; stored traces stay as they were.
         decision.trace = [
             {**step, "description": describe(step["rule"])} for step in decision.trace

@@ -228,7 +228,7 @@ class Recorder:
         fields = seal(_decision_fields(decision, pending.dedup_key, position.seq + 1, now))
         digest = row_digest(position.digest, fields)
         connection = session.connection()
-        public_id = new_public_id()
+        public_id = decision.public_id or new_public_id()  # decide() draws it for the reply
         row = {**fields, "public_id": public_id, "prev_digest": position.digest, "digest": digest}
         if acts_on is not None:
             row["acts_on"] = acts_on

@@ -5,21 +5,33 @@ renders it. A reply goes to the envelope sender only, with ``MAIL FROM:<>`` on t
 ``Auto-Submitted: auto-replied``, threading headers and a fresh Message-ID in our domain
 (so our own replies are recognised as loops if they ever come back). The body comes from
 the policy's template and never quotes the inbound text; the only inbound value it carries
-is the subject, stripped of control characters so it cannot add a header.
+is the subject, stripped of control characters so it cannot add a header, and the
+display name of the customer's From. The text is in the language ``worker.reply_language``
+chose (``Content-Language`` says which), as plain text and as HTML made from it.
 """
 
 from __future__ import annotations
 
 import quopri
 import re
-from email.header import Header
-from email.utils import format_datetime, formataddr, make_msgid
+from email.header import Header, decode_header, make_header
+from email.utils import format_datetime, formataddr, getaddresses, make_msgid, quote
 
 from worker.authentication import sender_authenticated
+from worker.catalogues import DEFAULT, NO_SUBJECT, text
 from worker.clock import utcnow
 from worker.decision import Channel, DecisionName, ReplyPlan, ReplyReason, ReplyStatus
-from worker.mail import InboundMail, clean_text, domain_of, message_ids, wire_address
+from worker.hints import matching
+from worker.mail import (
+    InboundMail,
+    clean_text,
+    domain_of,
+    message_ids,
+    normalize_address,
+    wire_address,
+)
 from worker.policy.document import Policy
+from worker.reply_body import ReplyBody, compose
 
 NO_REPLY_DECISIONS: dict[str, ReplyReason] = {
     DecisionName.IGNORED_AUTO_GENERATED: ReplyReason.AUTO_GENERATED,
@@ -27,6 +39,9 @@ NO_REPLY_DECISIONS: dict[str, ReplyReason] = {
     DecisionName.QUARANTINED: ReplyReason.QUARANTINED,
 }
 ADDRESS_HEADERS = ("To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc")
+# Fixed, so two replies differ only where their text does; "=_" cannot occur in
+# quoted-printable, and a 7-bit part is checked not to hold it.
+BOUNDARY = "=_mailgate_alternative"
 _SAFE_MSGID = re.compile(r"^<[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[A-Za-z0-9.\-\[\]:]{1,250}>$")
 
 
@@ -86,6 +101,68 @@ def _address_header(name: str, address: str) -> bytes:
     return f"{name}: {address}\r\n".encode()
 
 
+def _decoded(value: str) -> str:
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # a broken encoded-word: no name rather than a garbled one
+        return ""
+
+
+def _recipient_header(recipient: str, mail: InboundMail) -> bytes:
+    """``To:`` the envelope sender, with the display name the customer's From gives that
+    address (RFC 2047-encoded when it is not ASCII)."""
+    address = wire_address(recipient)
+    name = ""
+    for display, addr in getaddresses(mail.header_raw_all("From")):
+        if normalize_address(addr) == normalize_address(recipient):
+            name = clean_text(_decoded(display), 64).strip()
+            break
+    if not name:
+        return _address_header("To", address)
+    if name.isascii():
+        # Quoted when it holds specials, or text a reader would decode as an encoded word.
+        plain = re.fullmatch(r"[\w !#$%&'*+/=?^`{|}~-]+", name) and "=?" not in name
+        shown = name if plain else f'"{quote(name)}"'
+        fold = "\r\n " if len(f"To: {shown} <{address}>") > 78 else " "
+        return f"To: {shown}{fold}<{address}>\r\n".encode()
+    encoded = Header(name, "utf-8", header_name="To").encode(linesep="\r\n")
+    return f"To: {encoded}\r\n <{address}>\r\n".encode()
+
+
+def _part(content_type: str, text: str, force_qp: bool = False) -> bytes:
+    """One MIME part: 7-bit when the text is short-lined ASCII, else quoted-printable
+    (which also guarantees no line of the part reads as the boundary)."""
+    data = text.replace("\r\n", "\n").encode("utf-8")
+    head = f'Content-Type: {content_type}; charset="utf-8"\r\n'
+    if not force_qp and text.isascii() and BOUNDARY not in text:
+        body, encoding = data, "7bit"
+    else:
+        body, encoding = quopri.encodestring(data), "quoted-printable"
+    body = body.replace(b"\n", b"\r\n")
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return (head + f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode("ascii") + body
+
+
+def _mime(reply: ReplyBody) -> bytes:
+    """Headers from MIME-Version on, and the multipart/alternative body: text first."""
+    languages = ", ".join(reply.languages)
+    head = (
+        "MIME-Version: 1.0\r\n"
+        f"Content-Language: {languages}\r\n"
+        f'Content-Type: multipart/alternative; boundary="{BOUNDARY}"\r\n\r\n'
+    ).encode("ascii")
+    delimiter = f"--{BOUNDARY}\r\n".encode("ascii")
+    return (
+        head
+        + delimiter
+        + _part("text/plain", reply.plain)
+        + delimiter
+        + _part("text/html", reply.html, force_qp=True)
+        + f"--{BOUNDARY}--\r\n".encode("ascii")
+    )
+
+
 def build_reply(
     *,
     decision: str,
@@ -94,26 +171,31 @@ def build_reply(
     policy: Policy,
     support_domains: list[str],
     ticket: str | None,
+    language: str = DEFAULT,
+    reference: str = "",
 ) -> tuple[bytes, str]:
     """The reply as wire bytes, and its Message-ID.
 
     Assembled directly rather than through ``EmailMessage``'s header registry, which costs
     milliseconds per reply; every inbound value that reaches a header has already been
     stripped of control characters, and the Message-IDs are checked against a strict form.
+    No header or line names the decision: those names are ours, not the customer's.
     """
     subject = clean_text(mail.subject, 200)
     if decision in NOT_A_FOLLOWUP or decision == DecisionName.HELD:
         ticket = None  # nothing that tells an unknown ticket from somebody else's
-    body = policy.render(decision, ticket=ticket or "", subject=subject)
-    assert body is not None
+    hints = matching(policy, decision, mail)
+    values = {"ticket": ticket or "", "subject": subject, "reference": reference}
+    reply = compose(policy, decision, language, values, hints)
     doc = policy.document
     domain = support_domains[0]
     message_id = make_msgid("auto", domain=domain)
     sender = formataddr((doc.replies.from_name, f"{doc.support_local_part}@{domain}"), "utf-8")
+    fallback = text(reply.sections[0].language, NO_SUBJECT)
     lines = [
         f"From: {sender}\r\n".encode("ascii"),
-        _address_header("To", wire_address(recipient)),
-        _header("Subject", f"Auto: {subject}" if subject else "Auto: your message to support"),
+        _recipient_header(recipient, mail),
+        _header("Subject", f"Auto: {subject or fallback}"),
         f"Date: {format_datetime(utcnow())}\r\n".encode("ascii"),
         f"Message-ID: {message_id}\r\n".encode("ascii"),
         b"Auto-Submitted: auto-replied\r\n",
@@ -125,17 +207,4 @@ def build_reply(
         lines.append(f"In-Reply-To: {original}\r\n".encode("ascii"))
         chain = [*references[-10:], original]
         lines.append(("References: " + "\r\n ".join(chain) + "\r\n").encode("ascii"))
-    shown = NOT_A_FOLLOWUP_REASON if decision in NOT_A_FOLLOWUP else decision
-    lines.append(f"X-Mailgate-Decision: {shown}\r\n".encode("ascii"))
-    lines.append(b"MIME-Version: 1.0\r\n")
-    lines.append(b'Content-Type: text/plain; charset="utf-8"\r\n')
-    text = body.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
-    if body.isascii():
-        # Plain 7-bit text stays readable in the spool; anything else is quoted-printable.
-        lines.append(b"Content-Transfer-Encoding: 7bit\r\n")
-    else:
-        lines.append(b"Content-Transfer-Encoding: quoted-printable\r\n")
-        text = quopri.encodestring(text.replace(b"\r\n", b"\n")).replace(b"\n", b"\r\n")
-    if not text.endswith(b"\r\n"):
-        text += b"\r\n"
-    return b"".join(lines) + b"\r\n" + text, message_id
+    return b"".join(lines) + _mime(reply), message_id

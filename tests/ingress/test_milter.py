@@ -18,7 +18,6 @@ import pytest
 from helpers import RunningServer, add_standard_tickets, fixture_bytes, make_settings, with_headers
 from sqlalchemy import text
 
-from worker.clock import utcnow
 from worker.errors import ConfigError
 from worker.ingress import milter_protocol as mp
 from worker.pipeline import Mailgate
@@ -123,13 +122,15 @@ def test_answers_per_decision_on_one_connection(
     assert auto == [(mp.DISCARD, b"")]
     new = fixture_bytes("new_ticket.eml")
     [(command, reply)] = client.message("alice@customer.example", ["support@wildix.com"], new)
+    lines = reply.rstrip(b"\0").decode().split("\r\n")
     assert command == mp.REPLY_CODE
-    # The very line SMTP reject mode answers: the policy's text for this rejection.
-    policy = gate.policies.in_force(utcnow())
-    assert policy is not None
-    wording = policy.smtp_reject_text("rejected_new_ticket")
-    assert reply.rstrip(b"\0").decode() == f"550 5.7.1 {wording}"
-    assert "Help Desk tab, Add" in (wording or "")
+    # The very lines SMTP reject mode answers: the policy's text, one line per clause
+    # (English mail: English only).
+    assert lines == [
+        "550-5.7.1 Email only accepts follow-ups on an existing ticket",
+        "550 5.7.1 Open new tickets in WMP (https://wmp.wildix.com): Help Desk tab, Add, "
+        "Tech Support or Customer Care",
+    ]
     again = client.message("alice@customer.example", ["support@wildix.com"], new)
     assert again == [(command, reply)], "a repeat is answered as the original was"
     forged = new.replace(b"From: Alice", b"From: mallory@evil.example\nFrom: Alice")
@@ -214,7 +215,7 @@ def test_unix_socket_listener(tmp_path: Path) -> None:
             "alice@customer.example", ["support@wildix.com"], fixture_bytes("new_ticket.eml")
         )
         client.close()
-        assert replies[0][1].startswith(b"550 5.7.1 ")
+        assert replies[0][1].startswith((b"550 5.7.1 ", b"550-5.7.1 "))
     finally:
         server.stop()
         gate.engine.dispose()

@@ -131,7 +131,7 @@ def test_explain_shows_descriptions_that_stored_traces_do_not_carry(gate: Mailga
     assert [s["description"] for s in explained.trace] == [
         describe(s["rule"]) for s in explained.trace
     ]
-    assert explained.trace[-1]["description"] == (
+    assert explained.trace[-2]["description"] == (
         "mail without a ticket reference cannot open a ticket"
     )
     recorded = gate.ingest(raw, envelope("alice@customer.example"))

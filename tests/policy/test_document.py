@@ -94,6 +94,14 @@ def policy_copy(tmp_path: Path) -> Path:
         ('unknown_ticket = "hold"', 'unknown_ticket = "on"', "key actions.unknown_ticket"),
         ("hold_days = 7", "hold_days = 0", "key actions.hold_days"),
         ('template = "templates/held.txt"', 'template = "templates/no.txt"', "replies.held"),
+        ("'\\b(?:down|outage)\\b',", "'(unclosed',", "key hints.urgent.patterns"),
+        ("[hints.partner]\ntext.en =", "[hints.partner]\ntext.xx =", "needs an English text"),
+        ('text.en = "If you', 'text.en = "$nobody If you', "key hints.partner.text"),
+        (
+            "[hints.partner]\n",
+            '[hints.partner]\ndecisions = ["followed_up"]\n',
+            "hints.partner.decisions",
+        ),
     ],
 )
 def test_errors_name_file_key_and_problem(

@@ -31,7 +31,7 @@ REPLY_HEADERS = {
     "x-auto-response-suppress",
     "in-reply-to",
     "references",
-    "x-mailgate-decision",
+    "content-language",
     "content-type",
     "content-transfer-encoding",
     "mime-version",

@@ -134,7 +134,7 @@ def test_api_decisions_filters_and_detail(served: tuple[Mailgate, RunningServer]
     detail_id = rejected["decisions"][0]["id"]
     status, detail = call(running, f"/api/decisions/{detail_id}")
     assert status == 200
-    assert [step["rule"] for step in detail["trace"]][-1] == "new_ticket"
+    assert [step["rule"] for step in detail["trace"]][-2:] == ["new_ticket", "reply_language"]
     assert detail["headers"]["Subject"] == ["W-AIR handsets do not register after firmware update"]
     assert call(running, "/api/decisions/999999")[0] == 404
     _, summary = call(running, "/api/summary")

@@ -9,7 +9,8 @@ stranger which tickets exist and how many decisions the desk makes. The replies 
 itself would send are mapped onto named answers here too (``LIBRARY``), so that a bad address
 gets one syntax code and oversize mail ``552 5.3.4``, whichever layer noticed. A rejection
 in the dialogue has one wording, SMTP reject mode's and the milter's alike: the policy's
-``[replies.smtp_reject]`` text for the decision (``rejection``).
+``[replies.smtp_reject]`` text for the decision, then the same in the customer's
+language (``rejection``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from enum import StrEnum
 from worker.decision import REJECTIONS, DecisionName, ReplyStatus
 from worker.ingress.gateway import Outcome
 from worker.policy.document import PolicySet
+from worker.reject_text import reject_lines
 
 GREETING = "ESMTP ready"  # after "220 <hostname> "; aiosmtpd would name itself and its version
 OK = "250 2.0.0 Ok"
@@ -110,9 +112,13 @@ def accepted(public_id: str | None) -> str:
     return f"250 2.0.0 Ok: queued as {public_id or 'unknown'}"
 
 
-def rejected_in_dialogue(text: str | None) -> str:
-    """``550 5.7.1`` with the policy's text for the decision, for ``MAILGATE_REJECT_MODE=smtp``."""
-    return f"550 5.7.1 {text}" if text else DEFAULT_REJECTION
+def rejected_in_dialogue(text: str | list[str] | None) -> str:
+    """``550 5.7.1`` with the policy's text for the decision, for ``MAILGATE_REJECT_MODE=smtp``;
+    a list is one reply line per element (RFC 5321 multi-line reply)."""
+    lines = [text] if isinstance(text, str) else list(text or [])
+    if not lines:
+        return DEFAULT_REJECTION
+    return "\r\n".join([f"550-5.7.1 {line}" for line in lines[:-1]] + [f"550 5.7.1 {lines[-1]}"])
 
 
 def rejection(policies: PolicySet, outcome: Outcome) -> str:
@@ -121,7 +127,9 @@ def rejection(policies: PolicySet, outcome: Outcome) -> str:
     decision = outcome.decision
     policy = policies.by_id(decision.policy or "") if decision else None
     name = outcome.answered_as or ""
-    return rejected_in_dialogue(policy.smtp_reject_text(name) if policy else None)
+    # The short text in English, then in the customer's language (worker.reject_text).
+    language = decision.reply_language if decision else None
+    return rejected_in_dialogue(reject_lines(policy, name, language))
 
 
 class Answer(StrEnum):

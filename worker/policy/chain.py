@@ -89,6 +89,8 @@ def _step(rule: RuleName, hit: bool, reason: str) -> dict[str, Any]:
 
 DESCRIPTIONS: dict[str, str] = {
     RuleName.TICKET_REFERENCE: reference.DESCRIPTION,
+    # Not a rule: the step after the chain that records the reply's language and why.
+    "reply_language": "the reply is written in the customer's language when it is clear",
     **{rule.name: rule.description for rule, _ in (*CHAIN, FALL_THROUGH)},
     RuleName.OPERATOR: "an operator released, rejected or discarded a held or quarantined "
     "message (a record pointing to the first)",

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from worker.catalogues import paragraphs
 from worker.decision import (
     HOLD_TWINS,
     HOLDABLE_RULES,
@@ -41,7 +42,16 @@ from worker.helpdesk.references import PRESETS, tag_pattern
 
 REPLY_DECISIONS = frozenset({*REJECTIONS, DecisionName.ACCEPTED_FOLLOWUP})
 DEFAULT_HOLD_DAYS = 7
-TEMPLATE_FIELDS = ("portal_url", "source_title", "source_url", "policy_id", "ticket", "subject")
+TEMPLATE_FIELDS = (
+    "portal_url",
+    "source_title",
+    "source_url",
+    "policy_id",
+    "ticket",
+    "subject",
+    "reference",
+    "hints",
+)
 
 
 class _Strict(BaseModel):
@@ -152,6 +162,45 @@ class Replies(_Strict):
         return value
 
 
+class Hint(_Strict):
+    """A paragraph added to a reply when the customer's words match (``[hints.<name>]``):
+    a pattern list (none: every reply) and the paragraph per language, English required."""
+
+    patterns: list[str] = []
+    decisions: list[str] = []  # empty: every reply whose template has a $hints slot
+    text: dict[str, str]
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return value
+
+    @field_validator("decisions")
+    @classmethod
+    def _replied_decisions(cls, value: list[str]) -> list[str]:
+        for decision in value:
+            if decision not in REPLY_DECISIONS:
+                raise ValueError(f"no reply is defined for decision {decision!r}")
+        return value
+
+    @field_validator("text")
+    @classmethod
+    def _english_and_placeholders(cls, value: dict[str, str]) -> dict[str, str]:
+        if "en" not in value:
+            raise ValueError("needs an English text (en)")
+        for language, paragraph in value.items():
+            try:
+                string.Template(paragraph).substitute({name: "x" for name in TEMPLATE_FIELDS})
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"{language}: unknown placeholder {exc}") from None
+        return value
+
+
 class PolicyDocument(_Strict):
     """One policy version exactly as its TOML file states it."""
 
@@ -166,6 +215,8 @@ class PolicyDocument(_Strict):
     tickets: Tickets
     language: Language = Language()
     replies: Replies
+    # Paragraphs that help, chosen by what the customer wrote (SPEC "[hints]").
+    hints: dict[str, Hint] = {}
     # Per-rule actions: ``rule = "off"`` keeps the rule in the trace but never lets it decide;
     # ``rule = "hold"`` keeps its hits for an operator (``hold_days``, written in ``[actions]``).
     actions: dict[RuleName, Literal["on", "off", "hold"]] = {}
@@ -214,9 +265,16 @@ class Policy:
         return string.Template(text).safe_substitute(portal_url=self.document.portal_url)
 
     def render(self, decision: str, **values: str) -> str | None:
+        """The decision's template in English, one line per paragraph or list item (the
+        reply wraps them: ``worker.reply_body``)."""
         template = self.templates.get(decision)
         if template is None:
             return None
+        text = "\n\n".join(paragraphs(template.template))
+        return string.Template(text).substitute(self.fields(**values))
+
+    def fields(self, **values: str) -> dict[str, str]:
+        """Every placeholder's value: the policy's own, then ``values``."""
         doc = self.document
         fields = {
             "portal_url": doc.portal_url,
@@ -226,9 +284,11 @@ class Policy:
             "policy_id": doc.id,
             "ticket": "",
             "subject": "",
+            "reference": "",
+            "hints": "",
         }
         fields.update(values)
-        return template.substitute(fields)
+        return fields
 
 
 def reply_windows(policy: Policy | None) -> tuple[timedelta, timedelta]:

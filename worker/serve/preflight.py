@@ -55,11 +55,12 @@ def load_language_models(gate: Mailgate) -> None:
     )
     if not settings.language_preload or (not any(deciding) and not settings.imap_url):
         return
-    if not any(policy.document.language.enabled for policy in gate.policies.policies):
-        return
+    # Every reply's language is judged by the identifier, whether or not a policy has a
+    # language rule; the reply catalogues are compiled here too, before any fork.
+    from worker.catalogues import preload as preload_catalogues
     from worker.language import preload
 
-    log.info("language_models_loaded", seconds=round(preload(), 2))
+    log.info("language_models_loaded", seconds=round(preload() + preload_catalogues(), 2))
 
 
 def announce(gate: Mailgate, listening: list[str], workers: int) -> None:
