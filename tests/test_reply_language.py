@@ -203,7 +203,8 @@ def hint(gate: Mailgate, name: str, language: str) -> str:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_each_language_is_answered_in_kind(gate: Mailgate, language: str) -> None:
-    """New ticket, Customer Care follow-up and an unauthorized sender, in one language."""
+    """New ticket, Customer Care follow-up and an unauthorized sender (held, acknowledged),
+    in one language."""
     name, subject, body = NEW_TICKET[language]
     sender = f"new-{language}@customer.example"
     raw = raw_message(sender, name, subject, body, f"<new-{language}@customer.example>")
@@ -246,7 +247,10 @@ def test_each_language_is_answered_in_kind(gate: Mailgate, language: str) -> Non
         sender, name, f"Re: [Ticket#1001] {subject}", body, f"<stranger-{language}@x.example>"
     )
     decision, reply, data = answer(gate, raw, sender)
-    assert decision.decision == "rejected_unauthorized_sender" and reply is not None
+    # The 2022 policy holds a stranger's reference for a person; the acknowledgement is in
+    # their language too, and says nothing about the ticket.
+    assert (decision.decision, decision.rule) == ("held", "unauthorized_sender")
+    assert reply is not None
     check_form(reply, data, raw, sender, name)
     assert reply["Content-Language"] == language
     [text] = sections(reply)

@@ -159,7 +159,7 @@ def test_workers_share_one_unix_milter_socket(tmp_path: Path) -> None:
             client = MilterClient(str(path))
             replies = client.message("alice@customer.example", ["support@wildix.com"], raw)
             client.close()
-            assert replies[0][1].startswith(b"550-5.7.1 Email only accepts")
+            assert replies[0][1].startswith(b"550 5.7.1 Email only accepts")
     finally:
         assert stop(process) == 0
 

@@ -38,6 +38,7 @@ log = structlog.get_logger("mailgate.held")
 ACTIONABLE = (DecisionName.HELD, DecisionName.QUARANTINED)
 EXPIRY_INTERVAL = 300.0  # seconds; holds last days, a few minutes late is nothing
 MAX_REASON = 500
+PAST = {"release": "released", "reject": "rejected", "discard": "discarded"}
 
 
 class HeldAction(StrEnum):
@@ -160,7 +161,7 @@ def act(
     if add_participant and (action != HeldAction.RELEASE or not row.envelope_from):
         raise InputError("--add-participant goes with release, for a message with a sender")
     target = _outcome(row, action)
-    said = f"{action.value}d by {operator}" + (f": {reason}" if reason else "")
+    said = f"{PAST[action.value]} by {operator}" + (f": {reason}" if reason else "")
     step = {
         "rule": str(RuleName.OPERATOR),
         "hit": True,
@@ -192,7 +193,8 @@ def _check_waiting(session: Session, row: DecisionRow, public_id: str) -> None:
         .first()
     )
     if earlier is not None:
-        step = earlier.trace[-1] if earlier.trace else {}
+        # The operator's step, wherever later steps (the reply language) put it.
+        step = next((s for s in earlier.trace or [] if s.get("operator")), {})
         who = step.get("operator") or "the hold expiry"
         raise Conflict(
             f"message {public_id} was already acted on by {who} at "

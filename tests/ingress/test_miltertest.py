@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from worker.clock import utcnow
 from worker.pipeline import Mailgate
+from worker.reject_text import reject_lines
 
 SCRIPTS = Path(__file__).parent / "miltertest"
 
@@ -48,9 +49,11 @@ def test_miltertest_sees_accept_reject_and_discard(milter: tuple[Mailgate, int])
     gate, port = milter
     assert "accept ok" in miltertest("accept.lua", port, "bob@partner.example", "Re: [Ticket#1001]")
     policy = gate.policies.in_force(utcnow())
-    short = policy.smtp_reject_text("rejected_new_ticket") if policy else None
-    assert short is not None and len(short) < 400
-    reject = miltertest("reject.lua", port, "alice@customer.example", "PBX down", f"TEXT={short}")
+    lines = reject_lines(policy, "rejected_new_ticket", "en")
+    assert lines and sum(len(line) for line in lines) < 400
+    # The milter's 550 is one line: the clauses joined as the policy wrote them.
+    whole = f"TEXT={'; '.join(lines)}"
+    reject = miltertest("reject.lua", port, "alice@customer.example", "PBX down", whole)
     assert "reject ok" in reject
     assert "discard ok" in miltertest(
         "discard.lua", port, "dario@customer.example", "Out of office", "AUTO=1"

@@ -84,7 +84,7 @@ def test_an_action_applies_once(served: tuple[Mailgate, RunningServer]) -> None:
     assert call(running, path, token=OPERATOR, method="POST", body=[1])[0] == 400
     status, body = call(running, path, token=OPERATOR, method="POST", body={"reason": "colleague"})
     assert status == 200 and body["record"]["decision"] == "accepted_followup"
-    assert body["record"]["trace"][-1]["operator"] == "olga"
+    assert body["record"]["trace"][0]["operator"] == "olga", "the operator's step first"
     status, body = call(running, f"/api/held/{public_id}/reject", token=OPERATOR, method="POST")
     assert status == 409 and "already acted on by olga" in body["error"]
     assert call(running, "/api/held/nosuchid/reject", token=OPERATOR, method="POST")[0] == 404

@@ -84,6 +84,6 @@ def test_every_decision_and_rule_has_a_label_for_people() -> None:
     )
     assert labels.reply_label("suppressed", "rate_limited", None) == "No reply: one sent recently"
     assert labels.decision_group("rejected_language") == "rejected"
-    step = {"operator": "ana", "action": "reject", "reason": "rejectd by ana: a: b (record #3)"}
+    step = {"operator": "ana", "action": "reject", "reason": "rejected by ana: a: b (record #3)"}
     assert labels.why("operator", [step]) == "rejected by ana: a: b"
     assert labels.why("operator", [{**step, "reason": "x"}]) == "rejected by ana"

@@ -121,15 +121,18 @@ def rejected_in_dialogue(text: str | list[str] | None) -> str:
     return "\r\n".join([f"550-5.7.1 {line}" for line in lines[:-1]] + [f"550 5.7.1 {lines[-1]}"])
 
 
-def rejection(policies: PolicySet, outcome: Outcome) -> str:
-    """The ``550 5.7.1`` line for a rejected decision, in the SMTP dialogue and the milter's
-    reply alike: the text of the policy that decided it, else the default pointer."""
+def rejection(policies: PolicySet, outcome: Outcome, *, one_line: bool = False) -> str:
+    """The ``550 5.7.1`` reply for a rejected decision, in the SMTP dialogue and the milter's
+    reply alike: the text of the policy that decided it, else the default pointer. The
+    milter asks for ``one_line``: milter clients other than Postfix (OpenDKIM's
+    ``miltertest``) read a multi-line reply code as no reply code at all."""
     decision = outcome.decision
     policy = policies.by_id(decision.policy or "") if decision else None
     name = outcome.answered_as or ""
     # The short text in English, then in the customer's language (worker.reject_text).
     language = decision.reply_language if decision else None
-    return rejected_in_dialogue(reject_lines(policy, name, language))
+    lines = reject_lines(policy, name, language)
+    return rejected_in_dialogue(["; ".join(lines)] if one_line and lines else lines)
 
 
 class Answer(StrEnum):

@@ -165,7 +165,7 @@ class MilterHandler:
                 + mp.packet(mp.CONTINUE)
             )
         if found is answers.Answer.REJECT:
-            return mp.reply_code([answers.rejection(self.gateway.policies, outcome)])
+            return mp.reply_code([answers.rejection(self.gateway.policies, outcome, one_line=True)])
         if found is answers.Answer.QUARANTINE and decision is not None:
             return mp.quarantine(f"mailgate: {decision.rule}") + mp.packet(mp.CONTINUE)
         if found is answers.Answer.DISCARD:

@@ -131,7 +131,8 @@ def labels_for_row(
 def why(rule: str, trace: list[dict[str, Any]]) -> str:
     """The rule's label; for an operator's record, who did what ("released by ana: …"),
     built from the step's fields rather than its sentence."""
-    step = trace[-1] if trace else {}
+    # The operator's step, wherever later steps (the reply language) put it.
+    step = next((s for s in trace if s.get("operator")), {})
     if rule != RuleName.OPERATOR or not step.get("operator"):
         return RULES.get(rule, rule)
     action = str(step.get("action") or "")
