@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from worker import exits as codes
+from worker.cli_config import register as register_policy_commands
 from worker.cli_held import audit_access, held_app, operators_app
-from worker.clock import option_time, utcnow
+from worker.clock import option_time
 from worker.decision import CHANNELS, DECISIONS
-from worker.errors import ConfigError, UsageProblem
+from worker.errors import UsageProblem
 from worker.exits import exits, fail
 from worker.startup import open_gate, open_store, read_settings
-from worker.tickets_commands import refuse_unmatchable
 from worker.tickets_commands import register as register_ticket_commands
 
 if TYPE_CHECKING:
@@ -237,88 +237,6 @@ def migrate() -> None:
         out.print(f"database schema migrated from revision {before or 'none'} to {after}")
 
 
-@tickets_app.command("add")
-@exits()
-def tickets_add(
-    ticket_id: Annotated[str, typer.Argument(metavar="ID")],
-    kind: Annotated[str, typer.Option(metavar="KIND", help="technical or customer_care")],
-    participant: Annotated[
-        list[str] | None, typer.Option(metavar="ADDRESS", help="Participant address.")
-    ] = None,
-    domain: Annotated[
-        list[str] | None, typer.Option(metavar="DOMAIN", help="Organisation domain.")
-    ] = None,
-    status: Annotated[str, typer.Option(metavar="STATUS", help="open or closed")] = "open",
-    closed_at: Annotated[
-        str | None, typer.Option(metavar="TIME", help="When it was closed (ISO 8601).")
-    ] = None,
-) -> None:
-    """Add or replace one ticket."""
-    from pydantic import ValidationError
-
-    from worker.console import out
-    from worker.tickets import TicketRecord, describe_error, upsert
-
-    if closed_at is not None and status != "closed":
-        raise UsageProblem(f"--closed-at: only for a closed ticket (--status closed), not {status}")
-    cfg = settings()
-    data: dict[str, Any] = {
-        "id": ticket_id,
-        "kind": kind,
-        "status": status,
-        "participants": participant or [],
-        "domains": domain or [],
-    }
-    if closed_at:
-        data["closed_at"] = closed_at
-    try:
-        record = TicketRecord.model_validate(data)
-    except ValidationError as exc:
-        raise UsageProblem(describe_error(exc)) from None
-    gate = open_gate(cfg)
-    refuse_unmatchable(gate, record.id)  # worker.tickets_commands
-    upsert(gate.engine, [record])
-    out.print(f"ticket {record.id} saved ({record.kind}, {record.status})")
-
-
-@tickets_app.command("import")
-@exits()
-def tickets_import(
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="CSV or JSON lines.")],
-) -> None:
-    """Import tickets; a bad row is reported with its line and field, and nothing changes."""
-    from worker.console import out
-    from worker.tickets import parse_file, upsert
-
-    cfg = settings()
-    records = parse_file(file)
-    count = upsert(open_gate(cfg).engine, records)
-    out.print(f"imported {count} tickets from {file}")
-
-
-@tickets_app.command("token")
-@exits()
-def tickets_token(ticket_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-    """Print the signed reply address and a Message-ID for the ticket's notifications."""
-    from worker.console import out
-    from worker.matching import normalize_ticket_id
-    from worker.policy.document import PolicySet
-    from worker.runtime import reply_secret
-    from worker.tokens import ReplyTokens
-
-    cfg = settings()
-    policy = PolicySet.load(cfg.policy_dir).in_force(utcnow())
-    if policy is None:
-        raise ConfigError("no policy in force now")
-    domain = (cfg.support_domains or policy.document.support_domains)[0]
-    tokens = ReplyTokens(reply_secret(cfg))
-    ticket = normalize_ticket_id(ticket_id)
-    out.print(
-        f"Reply-To: {tokens.reply_address(ticket, policy.document.support_local_part, domain)}"
-    )
-    out.print(f"Message-ID: {tokens.message_id(ticket, domain)}")
-
-
 @app.command()
 @exits()
 def decisions(
@@ -444,68 +362,11 @@ def audit_export(
     out.print(f"exported {count} records to {file}; head {head}")
 
 
-@policy_app.command("check")
-@exits()
-def policy_check(
-    file: Annotated[
-        Path | None, typer.Argument(metavar="FILE", help="One policy file; default: all.")
-    ] = None,
-) -> None:
-    """Validate policy documents; a problem names the file, the key and what is wrong."""
-    from worker.console import out
-    from worker.files import read_bytes
-    from worker.policy.document import PolicySet, load_policy
-
-    cfg = settings()
-    if file is not None:
-        read_bytes(file)  # a missing file is no input (66), not a broken policy (1)
-    try:
-        policies = (
-            [load_policy(file)] if file is not None else PolicySet.load(cfg.policy_dir).policies
-        )
-    except ConfigError as exc:
-        fail(str(exc), 1)
-    for policy in policies:
-        out.print(
-            f"ok  {policy.id}  effective {policy.document.effective_from.date()}  {policy.path}"
-        )
-
-
-@policy_app.command("show")
-@exits()
-def policy_show(
-    at: Annotated[
-        str | None, typer.Option(metavar="TIME", help="In force at this time instead of now.")
-    ] = None,
-) -> None:
-    """Which policy version is in force now (or at --at)."""
-    from worker.console import print_policy
-    from worker.policy.document import PolicySet
-
-    cfg = settings()
-    policies = PolicySet.load(cfg.policy_dir)
-    when = _when(at, "--at") or utcnow()
-    policy = policies.in_force(when)
-    if policy is None:
-        fail(f"no policy in force at {when.isoformat()}", 1)
-    print_policy(policy, cfg.support_domains)
-
-
-@imap_app.command("check")
-@exits()
-def imap_check() -> None:
-    """Connect to each MAILGATE_IMAP_URL mailbox and say what is there; changes nothing."""
-    from worker.console import out
-    from worker.ingress.imap_check import print_mailbox_checks
-
-    if print_mailbox_checks(settings(), out.print):
-        raise typer.Exit(1)
-
-
 def _evidence_commands() -> None:
     from worker.cli_evidence import register
 
     register(app, audit_app, settings, _when)
+    register_policy_commands(policy_app, imap_app, settings)
 
 
 _evidence_commands()

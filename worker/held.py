@@ -194,7 +194,7 @@ def _check_waiting(session: Session, row: DecisionRow, public_id: str) -> None:
     )
     if earlier is not None:
         # The operator's step, wherever later steps (the reply language) put it.
-        step = next((s for s in earlier.trace or [] if s.get("operator")), {})
+        step: dict[str, Any] = next((s for s in earlier.trace or [] if s.get("operator")), {})
         who = step.get("operator") or "the hold expiry"
         raise Conflict(
             f"message {public_id} was already acted on by {who} at "

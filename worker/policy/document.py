@@ -39,19 +39,9 @@ from worker.decision import (
 )
 from worker.errors import ConfigError
 from worker.helpdesk.references import PRESETS, tag_pattern
+from worker.policy.hint import REPLY_DECISIONS, TEMPLATE_FIELDS, Hint
 
-REPLY_DECISIONS = frozenset({*REJECTIONS, DecisionName.ACCEPTED_FOLLOWUP})
 DEFAULT_HOLD_DAYS = 7
-TEMPLATE_FIELDS = (
-    "portal_url",
-    "source_title",
-    "source_url",
-    "policy_id",
-    "ticket",
-    "subject",
-    "reference",
-    "hints",
-)
 
 
 class _Strict(BaseModel):
@@ -159,45 +149,6 @@ class Replies(_Strict):
         twins = {value.get("rejected_unknown_ticket"), value.get("rejected_unauthorized_sender")}
         if len(twins) > 1:
             raise ValueError("rejected_unknown_ticket and rejected_unauthorized_sender differ")
-        return value
-
-
-class Hint(_Strict):
-    """A paragraph added to a reply when the customer's words match (``[hints.<name>]``):
-    a pattern list (none: every reply) and the paragraph per language, English required."""
-
-    patterns: list[str] = []
-    decisions: list[str] = []  # empty: every reply whose template has a $hints slot
-    text: dict[str, str]
-
-    @field_validator("patterns")
-    @classmethod
-    def _compiles(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
-        return value
-
-    @field_validator("decisions")
-    @classmethod
-    def _replied_decisions(cls, value: list[str]) -> list[str]:
-        for decision in value:
-            if decision not in REPLY_DECISIONS:
-                raise ValueError(f"no reply is defined for decision {decision!r}")
-        return value
-
-    @field_validator("text")
-    @classmethod
-    def _english_and_placeholders(cls, value: dict[str, str]) -> dict[str, str]:
-        if "en" not in value:
-            raise ValueError("needs an English text (en)")
-        for language, paragraph in value.items():
-            try:
-                string.Template(paragraph).substitute({name: "x" for name in TEMPLATE_FIELDS})
-            except (KeyError, ValueError) as exc:
-                raise ValueError(f"{language}: unknown placeholder {exc}") from None
         return value
 
 
