@@ -103,8 +103,10 @@ def test_dashboard_shows_the_rejection_log_and_a_decision(
     page.click("#log tbody tr")
     page.wait_for_selector("#detail:not([hidden])")
     trace = page.locator("#d-trace tbody tr td:first-child").all_text_contents()
-    assert trace[-1] == "new_ticket" and "auto_generated" in trace
-    assert page.locator("#d-trace .hit").all_text_contents() == ["HIT"]
+    # The chain's last rule decided; the reply's language is chosen after it.
+    assert trace[-2:] == ["new_ticket", "reply_language"] and "auto_generated" in trace
+    # Two hits: new_ticket decided, and the reply's language was identified.
+    assert page.locator("#d-trace .hit").all_text_contents() == ["HIT", "HIT"]
     page.wait_for_selector("#d-headers tbody tr", state="attached")
     headers = page.locator("#d-headers").text_content() or ""
     assert "W-AIR handsets do not register after firmware update" in headers
