@@ -24,7 +24,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from worker.audit import AnchorCheck, VerifyResult, anchored_bytes
-from worker.clock import utcnow
+from worker.clock import aware, utcnow
 from worker.errors import ConfigError, TransientError
 from worker.store.db import transaction
 from worker.store.models import ChainEvent, ChainHead
@@ -46,6 +46,13 @@ def load_ca(path: Path) -> list[Any]:
     return list(certificates)
 
 
+def _trusting(builder: Any, certificates: list[Any]) -> Any:
+    """``builder`` (an rfc3161-client ``VerifierBuilder``) with these CA certificates as roots."""
+    for certificate in certificates:
+        builder = builder.add_root_certificate(certificate)
+    return builder
+
+
 def token_checker(certificates: list[Any]) -> AnchorCheck:
     """An ``AnchorCheck`` against these CA certificates; without any, the imprint only."""
     from rfc3161_client import VerificationError, VerifierBuilder, decode_timestamp_response
@@ -62,11 +69,8 @@ def token_checker(certificates: list[Any]) -> AnchorCheck:
             if response.tst_info.message_imprint.message != hashlib.sha256(message).digest():
                 return "its imprint is not the anchored head", when
             return None, when
-        builder = VerifierBuilder()
-        for certificate in certificates:
-            builder = builder.add_root_certificate(certificate)
         try:
-            builder.build().verify_message(response, message)
+            _trusting(VerifierBuilder(), certificates).build().verify_message(response, message)
         except (VerificationError, ValueError) as exc:
             return str(exc), when
         return None, when
@@ -97,10 +101,8 @@ def request_token(url: str, message: bytes, certificates: list[Any]) -> bytes:
     try:
         response = decode_timestamp_response(reply.content)
         if certificates:
-            builder = VerifierBuilder.from_request(query)
-            for certificate in certificates:
-                builder = builder.add_root_certificate(certificate)
-            builder.build().verify_message(response, message)
+            verifier = _trusting(VerifierBuilder.from_request(query), certificates).build()
+            verifier.verify_message(response, message)
         elif response.tst_info.nonce != query.nonce:  # no CA to check against: the nonce
             raise ValueError("nonce mismatch")
     except (VerificationError, ValueError) as exc:
@@ -117,8 +119,7 @@ def _fresh(anchor: ChainEvent | None, now: datetime, seconds: float) -> bool:
     """Whether a replica anchored recently enough that this round stores nothing."""
     if anchor is None:
         return False
-    at = anchor.at if anchor.at.tzinfo else anchor.at.replace(tzinfo=now.tzinfo)
-    return now - at < timedelta(seconds=seconds * 0.9)
+    return now - aware(anchor.at) < timedelta(seconds=seconds * 0.9)
 
 
 def anchor_now(engine: Engine, settings: Any, *, force: bool = False) -> ChainEvent | None:

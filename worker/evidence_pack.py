@@ -85,15 +85,19 @@ def _segment(session: Session, since: datetime, until: datetime) -> list[Any]:
 
     chosen: list[Any] = []
     for record in iter_records(session):
-        when = aware(record.at if is_event(record) else record.decided_at)
+        when = _written(record)
         if when < since:
             continue
         if when >= until and (not chosen or _anchored(chosen)):
             break
         chosen.append(record)
     if chosen and not _anchored(chosen):  # no anchor after the period yet: the period only
-        chosen = [r for r in chosen if aware(r.at if is_event(r) else r.decided_at) < until]
+        chosen = [r for r in chosen if _written(r) < until]
     return chosen
+
+
+def _written(record: Any) -> datetime:
+    return aware(record.at if is_event(record) else record.decided_at)
 
 
 def _anchored(records: list[Any]) -> bool:
