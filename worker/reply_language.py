@@ -26,6 +26,7 @@ _MAX_SENTENCES = 40
 # A text with no line of this many words is a greeting or a signature, not a sentence.
 _SENTENCE_WORDS = 4
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
+_QUALITY = re.compile(r"q\s*=\s*([01](?:\.\d{1,3})?)")
 
 
 def _from_text(text: str, settings: Language) -> tuple[str | None, str]:
@@ -70,14 +71,15 @@ def _from_headers(mail: InboundMail) -> tuple[str | None, str]:
         for position, part in enumerate(value.split(",")):
             tag, _, params = part.strip().partition(";")
             quality = 1.0
-            match = re.search(r"q\s*=\s*([01](?:\.\d{1,3})?)", params)
+            match = _QUALITY.search(params)
             if match:
                 quality = float(match.group(1))
             primary = tag.strip().lower().split("-")[0]
             if primary in SHIPPED and quality > 0:
                 tags.append((-quality, position, primary))
         if tags:
-            return min(tags)[2], f"{header}: {min(tags)[2]}"
+            chosen = min(tags)[2]
+            return chosen, f"{header}: {chosen}"
     return None, ""
 
 

@@ -244,9 +244,7 @@ class OAuthSettings(BaseModel):
     @field_validator("oauth_client_secret_file", "oauth_refresh_token_file")
     @classmethod
     def _check_secret_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"no such file: {value}")
-        return value
+        return _existing_file(value)
 
     @model_validator(mode="after")
     def _check_oauth(self) -> Self:
@@ -315,6 +313,13 @@ def _check_secret(value: str | None, name: str, minimum: int) -> None:
             f"bad setting {name}: {len(value)} characters, at least {minimum} needed "
             "(e.g. openssl rand -hex 32)"
         )
+
+
+def _existing_file(value: Path | None) -> Path | None:
+    """A file setting: unset, or a file that is there."""
+    if value is not None and not value.is_file():
+        raise ValueError(f"no such file: {value}")
+    return value
 
 
 def _url(value: str | None, schemes: tuple[str, ...], expected: str) -> str | None:

@@ -13,7 +13,13 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from worker.setting_groups import MIN_API_TOKEN, _check_secret, _read_secret_file, _url
+from worker.setting_groups import (
+    MIN_API_TOKEN,
+    _check_secret,
+    _existing_file,
+    _read_secret_file,
+    _url,
+)
 
 
 class HelpdeskSettings(BaseModel):
@@ -63,6 +69,4 @@ class EvidenceSettings(BaseModel):
     @field_validator("tsa_ca_file")
     @classmethod
     def _check_ca_file(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError(f"no such file: {value}")
-        return value
+        return _existing_file(value)
