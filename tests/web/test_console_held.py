@@ -8,18 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import (
-    RunningServer,
-    add_standard_tickets,
-    envelope,
-    fixture_bytes,
-    make_settings,
-    with_headers,
-)
+from helpers import RunningServer
+from web.test_held_api import held_from, operators_served
 
 from worker.access_log import access_log
 from worker.held import held_queue
-from worker.operators import token_digest
 from worker.pipeline import Mailgate
 
 ADMIN = "admin-token-console-0123456789abc"
@@ -30,38 +23,11 @@ OPERATOR = "operator-token-console-012345678"
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mailgate, RunningServer]]:
     tmp_path = tmp_path_factory.mktemp("console_held")
-    operators = tmp_path / "operators.toml"
-    operators.write_text(
-        f'[[operator]]\nname = "vera"\nrole = "viewer"\ntoken_sha256 = "{token_digest(VIEWER)}"\n'
-        f'[[operator]]\nname = "olga"\nrole = "operator"\n'
-        f'token_sha256 = "{token_digest(OPERATOR)}"\n'
-    )
-    gate = Mailgate.open(
-        make_settings(
-            tmp_path,
-            smtp_listen="off",
-            http_listen="127.0.0.1:0",
-            api_token=ADMIN,
-            operators_file=operators,
-        )
-    )
-    add_standard_tickets(gate)
-    running = RunningServer(gate)
-    yield gate, running
-    running.stop()
-    gate.engine.dispose()
+    yield from operators_served(tmp_path, ADMIN, VIEWER, OPERATOR, smtp_listen="off")
 
 
 def hold(gate: Mailgate, n: int) -> str:
-    """A colleague of the partner writes on ticket 1001: held for a person to judge."""
-    raw = with_headers(
-        fixture_bytes("followup_subject_tag.eml"),
-        From="dora@partner.example",
-        Message_ID=f"<console-held-{n}@partner.example>",
-    )
-    decision = gate.ingest(raw, envelope("dora@partner.example"))
-    assert decision.decision == "held" and decision.public_id
-    return decision.public_id
+    return held_from(gate, f"<console-held-{n}@partner.example>")
 
 
 def sign_in(page: Any, running: RunningServer, token: str) -> None:

@@ -4,6 +4,8 @@ second), content reads recorded, and the held-mail gauges."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import (
@@ -25,21 +27,23 @@ VIEWER = "viewer-token-0123456789abcdefghi"
 OPERATOR = "operator-token-0123456789abcdefg"
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mailgate, RunningServer]]:
-    tmp_path = tmp_path_factory.mktemp("held_api")
+def operators_served(
+    tmp_path: Path, admin: str, viewer: str, operator: str, **settings: Any
+) -> Iterator[tuple[Mailgate, RunningServer]]:
+    """A served gate whose API knows ``admin``, the viewer vera and the operator olga."""
     operators = tmp_path / "operators.toml"
     operators.write_text(
-        f'[[operator]]\nname = "vera"\nrole = "viewer"\ntoken_sha256 = "{token_digest(VIEWER)}"\n'
+        f'[[operator]]\nname = "vera"\nrole = "viewer"\ntoken_sha256 = "{token_digest(viewer)}"\n'
         f'[[operator]]\nname = "olga"\nrole = "operator"\n'
-        f'token_sha256 = "{token_digest(OPERATOR)}"\n'
+        f'token_sha256 = "{token_digest(operator)}"\n'
     )
     gate = Mailgate.open(
         make_settings(
             tmp_path,
             http_listen="127.0.0.1:0",
-            api_token=ADMIN,
+            api_token=admin,
             operators_file=operators,
+            **settings,
         )
     )
     add_standard_tickets(gate)
@@ -49,15 +53,26 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mailgate,
     gate.engine.dispose()
 
 
-def hold(gate: Mailgate, n: int) -> str:
+def held_from(gate: Mailgate, message_id: str) -> str:
+    """A colleague of the partner writes on ticket 1001: held for a person to judge."""
     raw = with_headers(
         fixture_bytes("followup_subject_tag.eml"),
         From="dora@partner.example",
-        Message_ID=f"<api-{n}@partner.example>",
+        Message_ID=message_id,
     )
     decision = gate.ingest(raw, envelope("dora@partner.example"))
     assert decision.decision == "held" and decision.public_id
     return decision.public_id
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Mailgate, RunningServer]]:
+    tmp_path = tmp_path_factory.mktemp("held_api")
+    yield from operators_served(tmp_path, ADMIN, VIEWER, OPERATOR)
+
+
+def hold(gate: Mailgate, n: int) -> str:
+    return held_from(gate, f"<api-{n}@partner.example>")
 
 
 def test_roles_are_enforced(served: tuple[Mailgate, RunningServer]) -> None:

@@ -169,7 +169,7 @@ class Web:
         self.registry = registry_for(gate.read_engine, imap_lag)
         self.page = dashboard_page(token_hint(gate.settings))  # rendered once
         self.operators = OperatorBook.from_settings(gate.settings)
-        self.console = ConsoleApi(gate, executor, self.checks)
+        self.console = ConsoleApi(gate, self.blocking, self.checks)
         self.static = {name: (path.read_bytes(), kind) for name, (path, kind) in STATIC.items()}
         self.kinds = parse_kinds(gate.settings.helpdesk_kinds or "")  # pushed queue → kind
         self.scrape = SharedRun(partial(generate_latest, self.registry))

@@ -10,9 +10,7 @@ sandboxing policy. Every read of a message's content is recorded in the access l
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,13 +24,7 @@ from worker.public_id import looks_like
 from worker.store.models import DecisionRow
 from worker.store.repository import load_raw
 from worker.web.auth import OPERATOR_KEY, require
-from worker.web.health import (
-    HealthCard,
-    helpdesk_card,
-    oauth_card,
-    readiness_cards,
-    store_cards,
-)
+from worker.web.health import helpdesk_card, oauth_card, readiness_cards, store_cards
 from worker.web.labels import decision_label
 from worker.web.message_view import message_view
 from worker.web.timeline import decisions_per_hour
@@ -41,19 +33,19 @@ RAW_HEADERS = {
     "Content-Disposition": "attachment; filename=message.eml",
     "Content-Security-Policy": "sandbox; default-src 'none'",
 }
+Blocking = Callable[..., Awaitable[Any]]
 
 
 class ConsoleApi:
     def __init__(
         self,
         gate: Mailgate,
-        executor: Executor,
+        blocking: Blocking,
         checks: Callable[[], Any],
     ) -> None:
         self.gate = gate
-        self.executor = executor
+        self.blocking = blocking  # the server's thread pool, off the loop
         self.checks = checks  # the /readyz checks, database included (a coroutine function)
-        self.health_cards: list[Callable[[], HealthCard]] = []  # e.g. the helpdesk connector
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -63,9 +55,6 @@ class ConsoleApi:
             web.get("/api/messages/{public_id}", self.message),
             web.get("/api/messages/{public_id}/raw", self.raw),
         ]
-
-    async def blocking(self, function: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
 
     async def me(self, request: web.Request) -> web.Response:
         operator: Operator = request[OPERATOR_KEY]
@@ -83,10 +72,8 @@ class ConsoleApi:
         cards = readiness_cards(checks)
         cards += await self.blocking(store_cards, self.gate.read_engine, self.gate.settings)
         cards.append(oauth_card(self.gate.settings, checks, datetime.now(UTC).date()))
-        extra = [card() for card in self.health_cards]
-        if not any(card.key == "helpdesk" for card in extra):
-            extra.append(helpdesk_card(checks))
-        return web.json_response({"cards": [card.as_dict() for card in cards + extra]})
+        cards.append(helpdesk_card(checks))
+        return web.json_response({"cards": [card.as_dict() for card in cards]})
 
     async def timeline(self, request: web.Request) -> web.Response:
         try:

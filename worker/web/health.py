@@ -4,8 +4,7 @@ Each card says ``ok``, ``warn``, ``bad`` or ``off`` (not configured) with one li
 summary and a few of detail. They come from what ``/readyz`` already checks (listeners,
 IMAP mailboxes, the database) and from the store (held mail waiting, the outbox, dead
 letters, the relay's last refusal); the OAuth card reads the client secret's expiry date
-and each mailbox's token. Other parts (the helpdesk connector) add a card through
-``ConsoleApi.health_cards``; the helpdesk card reads the connector's ``/readyz`` checks.
+and each mailbox's token; the helpdesk card reads the connector's ``/readyz`` checks.
 """
 
 from __future__ import annotations
