@@ -58,6 +58,23 @@ def message(number: int, sender: str = "ann@customer.example") -> bytes:
     ).encode()
 
 
+def read_packet(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One milter packet from the mailgate side: (command, data)."""
+    head = _exactly(sock, 4)
+    payload = _exactly(sock, struct.unpack("!I", head)[0])
+    return payload[:1], payload[1:]
+
+
+def _exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("milter closed the connection")
+        data += chunk
+    return data
+
+
 class Milter:
     """The MTA side of a milter session, as Postfix speaks protocol 6."""
 
@@ -77,18 +94,7 @@ class Milter:
                 return reply
 
     def read(self) -> tuple[bytes, bytes]:
-        head = self._exactly(4)
-        payload = self._exactly(struct.unpack("!I", head)[0])
-        return payload[:1], payload[1:]
-
-    def _exactly(self, size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = self.sock.recv(size - len(data))
-            if not chunk:
-                raise ConnectionError("milter closed the connection")
-            data += chunk
-        return data
+        return read_packet(self.sock)
 
     def message(
         self, sender: bytes, raw: bytes, recipient: bytes = b"support@wildix.com"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from helpers import RunningServer, add_standard_tickets, fixture_bytes, make_settings, with_headers
+from peers import read_packet
 from sqlalchemy import text
 
 from worker.errors import ConfigError
@@ -50,17 +51,7 @@ class MilterClient:
                 return replies
 
     def read(self) -> tuple[bytes, bytes]:
-        head = self._exactly(4)
-        payload = self._exactly(struct.unpack("!I", head)[0])
-        return payload[:1], payload[1:]
-
-    def _exactly(self, size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = self.sock.recv(size - len(data))
-            assert chunk, "milter closed the connection"
-            data += chunk
-        return data
+        return read_packet(self.sock)
 
     def message(self, sender: str, recipients: list[str], raw: bytes) -> list[tuple[bytes, bytes]]:
         """One message as Postfix sends it; the replies to DATA onwards."""

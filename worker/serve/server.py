@@ -121,6 +121,10 @@ class Server:
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 5)
+        # Waiting for the threads (an outbox round may be in a relay call) blocks: not the loop.
+        await asyncio.to_thread(self._shut_down_executors)
+
+    def _shut_down_executors(self) -> None:
         self.executor.shutdown(wait=True)
         self.outbox_executor.shutdown(wait=True)
         self.http_executor.shutdown(wait=True)
