@@ -16,6 +16,7 @@ import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlmodel import Session, col, select
 from worker.audit import AnchorCheck, VerifyResult, anchored_bytes
 from worker.clock import aware, utcnow
 from worker.errors import ConfigError, TransientError
+from worker.periodic import every
 from worker.store.db import transaction
 from worker.store.models import ChainEvent, ChainHead
 from worker.store.repository import lock_chain_head
@@ -160,17 +162,13 @@ async def anchor_loop(engine: Engine, settings: Any, stopping: asyncio.Event) ->
     """Anchor at once (unless a replica just did), then every ``anchor_seconds``, until
     ``stopping`` is set. The first round runs even when it already is: a short-lived
     process still anchors what it decided."""
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            await loop.run_in_executor(None, anchor_now, engine, settings)
-        except Exception as exc:  # the TSA or the database may be away: next round
-            log.warning("chain_anchor_failed", error=str(exc)[:200])
-        try:
-            await asyncio.wait_for(stopping.wait(), timeout=settings.anchor_seconds)
-            return
-        except TimeoutError:
-            continue
+    # The TSA or the database may be away; the warning says which (the TSA's own words).
+    round_ = partial(anchor_now, engine, settings)
+    await every(settings.anchor_seconds, stopping, round_, "chain_anchor_failed", _reason)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc)[:200]
 
 
 @dataclass

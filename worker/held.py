@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import structlog
@@ -28,6 +29,7 @@ from worker.clock import aware, utcnow
 from worker.decision import Channel, Decision, DecisionName, ReplyReason, RuleName
 from worker.errors import Conflict, InputError
 from worker.mail import Envelope
+from worker.periodic import every
 from worker.pipeline import Mailgate
 from worker.policy.chain import ChainResult, decision_of
 from worker.policy.document import DEFAULT_HOLD_DAYS
@@ -285,14 +287,4 @@ async def expiry_loop(
     gate: Mailgate, stopping: asyncio.Event, interval: float = EXPIRY_INTERVAL
 ) -> None:
     """Expire held mail now, then every ``interval`` seconds, until ``stopping`` is set."""
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            await loop.run_in_executor(None, expire_held, gate)
-        except Exception as exc:  # the database may be away: try again next round
-            log.warning("hold_expiry_failed", error=type(exc).__name__)
-        try:
-            await asyncio.wait_for(stopping.wait(), timeout=interval)
-            return
-        except TimeoutError:
-            continue
+    await every(interval, stopping, partial(expire_held, gate), "hold_expiry_failed")

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from functools import partial
 
 import structlog
 from sqlalchemy import Engine
 
 from worker.clock import utcnow
+from worker.periodic import every
 from worker.store.repository import purge_raw
 
 log = structlog.get_logger("mailgate.retention")
@@ -40,14 +42,6 @@ async def retention_loop(
     The first purge runs even when ``stopping`` is already set: a short-lived process
     still applies retention once.
     """
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            await loop.run_in_executor(None, purge_expired, engine, retention_days)
-        except Exception as exc:  # the database may be away: try again next round
-            log.warning("retention_purge_failed", error=type(exc).__name__)
-        try:
-            await asyncio.wait_for(stopping.wait(), timeout=interval)
-            return
-        except TimeoutError:
-            continue
+    await every(
+        interval, stopping, partial(purge_expired, engine, retention_days), "retention_purge_failed"
+    )
