@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import re
 
-from worker.language import reply_text
 from worker.mail import InboundMail
 from worker.policy.document import Hint, Policy
 
@@ -37,7 +36,7 @@ def matching(policy: Policy, decision: str, mail: InboundMail) -> list[Hint]:
     hints = policy.document.hints
     if not hints:
         return []
-    words = f"{mail.subject}\n{reply_text(mail.body_text)}"[:20_000]
+    words = f"{mail.subject}\n{mail.written_text}"[:20_000]
     return [hint for hint in hints.values() if _applies(hint, decision, words)]
 
 

@@ -23,6 +23,7 @@ from functools import cached_property, lru_cache
 
 from worker.decision import Channel
 from worker.html_text import html_to_text
+from worker.language import LanguageGuess, identify, reply_text
 
 _MSGID = re.compile(r"<([^<>\s]{1,500}@[^<>\s]{1,255})>")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
@@ -325,6 +326,18 @@ class InboundMail:
             return html_to_text(html)
         except Exception:
             return ""
+
+    @cached_property
+    def written_text(self) -> str:
+        """What the sender wrote in this message: the body without quoted history and
+        signature (``worker.language.reply_text``), cut once for every rule and reply."""
+        return reply_text(self.body_text)
+
+    @cached_property
+    def written_language(self) -> LanguageGuess:
+        """The identifier's guess for ``written_text``, made once per message: the language
+        rule and the reply's language both read it."""
+        return identify(self.written_text)
 
 
 def header_block(raw: bytes | bytearray) -> bytes | bytearray:

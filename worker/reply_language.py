@@ -14,7 +14,7 @@ import re
 
 from worker.catalogues import DEFAULT, SHIPPED
 from worker.decision import ReplyLanguage
-from worker.language import identify, reply_text
+from worker.language import LanguageGuess, identify
 from worker.mail import InboundMail
 from worker.policy.document import Language, Policy
 
@@ -29,12 +29,15 @@ _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
 _QUALITY = re.compile(r"q\s*=\s*([01](?:\.\d{1,3})?)")
 
 
-def _from_text(text: str, settings: Language) -> tuple[str | None, str]:
+def _from_text(
+    text: str, settings: Language, guess: LanguageGuess | None = None
+) -> tuple[str | None, str]:
     """The text's language when it is clear, else None; and what was found."""
     if not any(len(line.split()) >= _SENTENCE_WORDS for line in text.splitlines()):
         # Greetings, a name, a signature block: words, but not a sentence to judge.
         return None, "no sentence to judge"
-    guess = identify(text)
+    if guess is None:
+        guess = identify(text)
     if guess.language is None or guess.letters < settings.min_letters:
         return None, f"text too short to judge ({guess.letters} letters)"
     if guess.confidence < settings.min_confidence:
@@ -86,7 +89,7 @@ def _from_headers(mail: InboundMail) -> tuple[str | None, str]:
 def choose(mail: InboundMail, policy: Policy | None) -> ReplyLanguage:
     """The language of the reply to ``mail``, and why."""
     settings = policy.document.language if policy is not None else Language()
-    language, found = _from_text(reply_text(mail.body_text), settings)
+    language, found = _from_text(mail.written_text, settings, mail.written_language)
     if language in SHIPPED:
         return ReplyLanguage(str(language), found)
     if language is not None:

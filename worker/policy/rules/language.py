@@ -8,7 +8,6 @@ rejects what it is confident is another language.
 from __future__ import annotations
 
 from worker.decision import RuleName
-from worker.language import identify, reply_text
 from worker.policy.context import RuleContext
 from worker.policy.rules import Verdict
 
@@ -26,8 +25,7 @@ class LanguageRule:
             return Verdict.miss(f"not required by policy {policy.id}")
         if ticket.kind not in settings.ticket_kinds:
             return Verdict.miss(f"not required for {ticket.kind} tickets")
-        text = reply_text(ctx.mail.body_text)
-        guess = identify(text)
+        guess = ctx.mail.written_language
         if guess.letters < settings.min_letters or guess.language is None:
             return Verdict.miss(f"too little text to judge ({guess.letters} letters)")
         if guess.language in settings.accepted:
