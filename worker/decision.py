@@ -11,6 +11,7 @@ that the pipeline and the recorder can share them without importing each other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -283,3 +284,6 @@ class Pending:
     outbox: list[OutboxItem]
     window: timedelta
     max_delivery: timedelta
+    # A queued reply whose slot this process saw taken is not built before the commit:
+    # this builds it, should the ledger's claim be won after all (``worker.reply_slots``).
+    late_reply: Callable[[], OutboxItem] | None = None

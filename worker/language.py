@@ -51,11 +51,23 @@ _lock = threading.Lock()
 _model = None
 
 
-def _quoting(line: str, following: str = "") -> bool:
-    """A quoted line or a quote header, also one that a client wrapped onto two lines."""
-    if line.lstrip().startswith(">") or _QUOTE_HEADERS.match(line):
+def _may_head_a_quote(text: str) -> bool:
+    """Whether ``text`` holds what every quote header ends with (a colon, or a rule of
+    dashes or underscores): most lines hold none, and the header pattern is costly."""
+    return ":" in text or "--" in text or "__" in text
+
+
+def _quoting(line: str, following: str = "", headers: bool = True) -> bool:
+    """A quoted line or a quote header, also one that a client wrapped onto two lines;
+    ``headers=False``: the text holds no quote header (``_may_head_a_quote``)."""
+    if line.lstrip().startswith(">"):
         return True
-    return bool(following) and bool(_QUOTE_HEADERS.match(f"{line} {following}"))
+    if not headers:
+        return False
+    if _may_head_a_quote(line) and _QUOTE_HEADERS.match(line):
+        return True
+    joined = f"{line} {following}"
+    return bool(following) and _may_head_a_quote(joined) and bool(_QUOTE_HEADERS.match(joined))
 
 
 def reply_text(body: str) -> str:
@@ -66,9 +78,10 @@ def reply_text(body: str) -> str:
     """
     lines = body.replace("\r\n", "\n").split("\n")
     pairs = list(zip(lines, [*lines[1:], ""], strict=True))
+    headers = _may_head_a_quote(body)
     kept: list[str] = []
     for line, following in pairs:
-        if _quoting(line, following) or _SIGNATURE.match(line):
+        if _quoting(line, following, headers) or _SIGNATURE.match(line):
             break
         kept.append(line)
     text = "\n".join(kept).strip()
@@ -78,7 +91,7 @@ def reply_text(body: str) -> str:
     for line, following in pairs:
         if _SIGNATURE.match(line) and below:
             break
-        if not _quoting(line, following):
+        if not _quoting(line, following, headers):
             below.append(line)
     return "\n".join(below).strip()
 
@@ -143,7 +156,7 @@ def _fasttext(text: str) -> tuple[str | None, float]:
 def identify(text: str) -> LanguageGuess:
     """CLD2's language where it is sure, unless fastText is sure the text is English; fastText's
     where CLD2 is unsure. Another language is named only when both models allow it."""
-    letters = sum(1 for ch in text if ch.isalpha())
+    letters = sum(map(str.isalpha, text))  # a C loop: the generator cost ~1 ms per 4 KB
     if not text.strip():
         return LanguageGuess(None, 0.0, 0)
     # A body decoded with surrogateescape can hold lone surrogates: neither model reads them.

@@ -2,8 +2,8 @@
 
 The raw bytes stay the source of truth; this view is rebuilt from them whenever needed. On
 the hot path only the header block is parsed (with the lenient ``compat32`` rules, which
-never refuse a header); the body is decoded by mail-parser only when a rule asks for
-``body_text``. Nothing here raises on bad input: a message that cannot be read becomes an
+never refuse a header); the body is read only when a rule asks for ``body_text``
+(``worker.mail_body``). Nothing here raises on bad input: a message that cannot be read becomes an
 ``InboundMail`` with ``parse_error`` set, and the quarantine rule decides it.
 """
 
@@ -22,8 +22,8 @@ from email.utils import getaddresses, parseaddr
 from functools import cached_property, lru_cache
 
 from worker.decision import Channel
-from worker.html_text import html_to_text
 from worker.language import LanguageGuess, identify, reply_text
+from worker.mail_body import body_text
 
 _MSGID = re.compile(r"<([^<>\s]{1,500}@[^<>\s]{1,255})>")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
@@ -310,22 +310,10 @@ class InboundMail:
 
     @cached_property
     def body_text(self) -> str:
-        """The plain-text body (HTML stripped to text when there is no plain part).
-
-        Decoded lazily with mail-parser, which copes with lying charsets; a body it cannot
-        read is the empty string, so the language rule abstains instead of failing.
-        """
-        try:
-            import mailparser  # only for a body that needs it: a pipe process stays light
-
-            parsed = mailparser.parse_from_bytes(self.raw)
-            parts = parsed.text_plain
-            if parts:
-                return "\n".join(str(p) for p in parts)
-            html = "\n".join(str(p) for p in (parsed.text_html or []))
-            return html_to_text(html)
-        except Exception:
-            return ""
+        """The plain-text body (HTML stripped to text when there is no plain part), or ""
+        when it cannot be read, so that the language rule abstains (``worker.mail_body``)."""
+        headers = None if self.parse_error else self.headers
+        return body_text(self.raw, headers, len(header_block(self.raw)))
 
     @cached_property
     def written_text(self) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import structlog
 from sqlmodel import Session
@@ -24,8 +25,6 @@ from worker.decision import (
     Channel,
     Decision,
     DecisionName,
-    OutboxItem,
-    OutboxKind,
     Pending,
     ReplyPlan,
     ReplyReason,
@@ -33,12 +32,11 @@ from worker.decision import (
     is_rejection,
 )
 from worker.errors import TransientError
-from worker.forwarding import forward_mail, webhook_body
 from worker.helpdesk.config import references
-from worker.helpdesk.delivery import follow_up_item
 from worker.mail import Envelope, InboundMail, domain_of
 from worker.metrics import DECISION_SECONDS
 from worker.outbox import spool_pending
+from worker.outbox_items import forward_items, reply_item, reply_queued
 from worker.policy.chain import ChainResult, decision_of, describe, run_chain
 from worker.policy.context import RuleContext
 from worker.policy.document import Policy, reply_windows
@@ -46,8 +44,9 @@ from worker.policy.earlier import deferred, look_up
 from worker.policy.reference import resolve
 from worker.public_id import new_public_id
 from worker.recorder import Recorder
-from worker.replies import NO_REPLY_DECISIONS, build_reply, plan_reply
+from worker.replies import NO_REPLY_DECISIONS, plan_reply
 from worker.reply_language import choose as choose_language
+from worker.reply_slots import ReplySlots
 from worker.runtime import Runtime
 from worker.settings import Settings
 from worker.spam import spam_verdict
@@ -90,9 +89,11 @@ class Mailgate:
         self.tokens = ReplyTokens(runtime.secret)
         # Reads take no write lock on SQLite (plain BEGIN), writes use BEGIN IMMEDIATE.
         self.read_engine = self.engine.execution_options(mailgate_read=True)
-        self.recorder = Recorder(self.engine)
+        self.reply_slots = ReplySlots()
+        self.recorder = Recorder(self.engine, self.reply_slots)
         self.tickets = TicketCache(self.engine)
         self.references = references(self.settings)  # what MAILGATE_HELPDESK adds to matching
+        self.spool: Callable[[list[int]], None] = self.spool_now
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Mailgate:
@@ -255,58 +256,30 @@ class Mailgate:
         )
         if plan.language is not None and plan.status != ReplyStatus.SUPPRESSED:
             decision.trace = [*result.trace, plan.language.trace_step()]
-        outbox = self._reply(ctx, decision, plan)
+        late_reply = None
+        if self._slot_known_taken(ctx, plan, decision):
+            late_reply = partial(reply_item, ctx, decision, plan)
+            outbox = []
+        else:
+            outbox = [reply_item(ctx, decision, plan)] if reply_queued(ctx, plan) else []
         if (
             result.decision == DecisionName.ACCEPTED_FOLLOWUP
             and ctx.envelope.channel != Channel.REPLAY
         ):
             # An archive replay records history; the ticket system already has it.
-            outbox += self._forwards(decision, ctx.mail, ctx.support_domains)
+            outbox += forward_items(self.settings, decision, ctx.mail, ctx.support_domains)
         # Only the first decision of a message holds its dedup key.
         dedup_key = None if ctx.earlier.found else ctx.mail.dedup_key
         window, max_delivery = reply_windows(ctx.policy)
-        return Pending(decision, dedup_key, message.raw, outbox, window, max_delivery)
+        return Pending(decision, dedup_key, message.raw, outbox, window, max_delivery, late_reply)
 
-    def _reply(self, ctx: RuleContext, decision: Decision, plan: ReplyPlan) -> list[OutboxItem]:
-        if plan.status != ReplyStatus.QUEUED or ctx.policy is None or not plan.recipient:
-            return []
-        body, message_id = build_reply(
-            decision=decision.decision,
-            mail=ctx.mail,
-            recipient=plan.recipient,
-            policy=ctx.policy,
-            support_domains=ctx.support_domains,
-            ticket=decision.ticket,
-            language=plan.language.language if plan.language else "en",
-            reference=decision.public_id or "",
-        )
-        return [OutboxItem(OutboxKind.AUTO_REPLY, "", plan.recipient, message_id, body)]
-
-    def _forwards(
-        self, decision: Decision, mail: InboundMail, domains: list[str]
-    ) -> list[OutboxItem]:
-        items = []
-        settings = self.settings
-        if settings.forward_to:
-            sender = f"mailgate@{domains[0]}"
-            body, message_id = forward_mail(decision, mail, settings.forward_to, sender, domains[0])
-            items.append(
-                OutboxItem(OutboxKind.FORWARD_MAIL, sender, settings.forward_to, message_id, body)
-            )
-        if settings.helpdesk:
-            items.append(follow_up_item(decision, mail))
-        if settings.forward_url:
-            body = webhook_body(decision, mail)
-            items.append(
-                OutboxItem(
-                    OutboxKind.WEBHOOK,
-                    "",
-                    settings.forward_url,
-                    decision.message_id or decision.raw_sha256,
-                    body,
-                )
-            )
-        return items
+    def _slot_known_taken(self, ctx: RuleContext, plan: ReplyPlan, decision: Decision) -> bool:
+        """Whether this process saw the reply's (sender, reason) slot taken: the claim at
+        commit will refuse it unless the slot was freed since, so the body waits."""
+        if not reply_queued(ctx, plan) or plan.recipient is None:
+            return False
+        reason = plan.reason or decision.decision
+        return self.reply_slots.taken(plan.recipient, reason, utcnow())
 
     def redecide(
         self,
@@ -378,9 +351,14 @@ class Mailgate:
             log.info("decision", **decision.as_dict())
             outbox_ids += decision.outbox_ids
         if outbox_ids and not self.settings.relay_url:
-            try:
-                spool_pending(self.engine, self.settings.outbox_dir, outbox_ids)
-            except (OSError, TransientError) as exc:
-                # The reply is committed in the outbox; the next run of any command spools it.
-                log.warning("outbox_spool_deferred", error=str(exc))
+            self.spool(outbox_ids)
         return decisions
+
+    def spool_now(self, outbox_ids: list[int]) -> None:
+        """Write committed replies to the spool before returning (one-shot commands;
+        ``serve`` sets ``spool`` to do it after the answer, ``worker.spool_soon``)."""
+        try:
+            spool_pending(self.engine, self.settings.outbox_dir, outbox_ids)
+        except (OSError, TransientError) as exc:
+            # The reply is committed in the outbox; the next run of any command spools it.
+            log.warning("outbox_spool_deferred", error=str(exc))

@@ -46,8 +46,15 @@ from worker.decision import (
 from worker.errors import Conflict, TransientError
 from worker.policy.earlier import at_commit
 from worker.public_id import new_public_id
+from worker.reply_slots import ReplySlots
 from worker.store.db import transaction, writer_turn
-from worker.store.repository import StoreDirectory, claim_reply_slot, lock_chain_head, store_raw
+from worker.store.repository import (
+    StoreDirectory,
+    claim_reply_slot,
+    lock_chain_head,
+    slot_taken_at,
+    store_raw,
+)
 
 MAX_BATCH = 64
 
@@ -59,8 +66,9 @@ class _AlreadyDecided(Exception):
 class Recorder:
     """Writes pending decisions; ``start()`` turns on the group-commit thread."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, reply_slots: ReplySlots | None = None) -> None:
         self.engine = engine
+        self.reply_slots = reply_slots if reply_slots is not None else ReplySlots()
         self._queue: queue.Queue[tuple[Pending, Future[Decision]]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.batches = 0
@@ -192,6 +200,19 @@ class Recorder:
         self.recorded += 1
         return decision
 
+    def _claim_reply(self, session: Session, pending: Pending, now: datetime) -> bool:
+        """False when a queued reply loses its (sender, reason) slot to an earlier reply.
+        Either way the slot is now known taken until its holder's window ends."""
+        plan = pending.decision.reply
+        if plan.status != ReplyStatus.QUEUED or not plan.recipient:
+            return True
+        sender, reason = plan.recipient.lower(), plan.reason or pending.decision.decision
+        won = claim_reply_slot(session, sender, reason, now, pending.window)
+        held_since = now if won else slot_taken_at(session, sender, reason)
+        if held_since is not None:
+            self.reply_slots.note(sender, reason, held_since + pending.window)
+        return won
+
     def _append_alone(
         self, session: Session, position: _Position, pending: Pending, now: datetime
     ) -> Decision:
@@ -221,9 +242,11 @@ class Recorder:
         decision = replace(pending.decision)
         store_raw(session, decision.raw_sha256, pending.raw)
         outbox = list(pending.outbox)
-        if not _claim_reply(session, pending, now):
+        if not self._claim_reply(session, pending, now):
             decision.reply = ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.RATE_LIMITED)
             outbox = [item for item in outbox if item.kind != OutboxKind.AUTO_REPLY]
+        elif pending.late_reply is not None and decision.reply.status == ReplyStatus.QUEUED:
+            outbox.insert(0, pending.late_reply())  # the slot was free after all
         # Sealed: the link covers a salted digest of the personal fields (erasable).
         fields = seal(_decision_fields(decision, pending.dedup_key, position.seq + 1, now))
         digest = row_digest(position.digest, fields)
@@ -250,15 +273,6 @@ def _own_error(error: Exception) -> Exception:
     if isinstance(error, sqlalchemy.exc.IntegrityError):
         return TransientError(f"database refused the write: {type(error.orig).__name__}")
     return error
-
-
-def _claim_reply(session: Session, pending: Pending, now: datetime) -> bool:
-    """False when a queued reply loses its (sender, reason) slot to an earlier reply."""
-    plan = pending.decision.reply
-    if plan.status != ReplyStatus.QUEUED or not plan.recipient:
-        return True
-    reason = plan.reason or pending.decision.decision
-    return claim_reply_slot(session, plan.recipient.lower(), reason, now, pending.window)
 
 
 def _decision_fields(
@@ -343,4 +357,5 @@ def as_duplicate(pending: Pending, original_id: int, original_decision: str) -> 
         decision=decision,
         dedup_key=None,
         outbox=[],
+        late_reply=None,
     )

@@ -54,7 +54,7 @@ def _other_languages(text: str, language: str, settings: Language) -> set[str]:
     letters: dict[str, int] = {}
     # As much as the identifier reads of the whole, and a bounded number of sentences.
     for sentence in _SENTENCES.split(text[:4000])[:_MAX_SENTENCES]:
-        count = sum(ch.isalpha() for ch in sentence)
+        count = sum(map(str.isalpha, sentence))
         if count < _SENTENCE_LETTERS:
             continue
         guess = identify(sentence)

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from worker import heap
 from worker.allocator import fix_mmap_threshold
 from worker.errors import ConfigError
 from worker.ingress.handoff import listening_socket
@@ -65,6 +66,7 @@ def serve(gate: Mailgate, workers: int = 1) -> int:
     announce_console(gate.settings)  # the quick start's console token, and where it is
     load_language_models(gate)
     fix_mmap_threshold()  # before forking: the workers inherit it
+    heap.settle()  # what is loaded now lives as long as the process: never scanned again
     with listening_socket(gate.settings.ingest_socket_path) as ingest:
         if workers <= 1:
             asyncio.run(Server(gate, ingest=ingest).run(stopped_early=EarlyStop.noted))

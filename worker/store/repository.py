@@ -9,9 +9,9 @@ from __future__ import annotations
 import tempfile
 import zlib
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, bindparam, func, literal_column, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -145,13 +145,23 @@ def load_raw(session: Session, sha256: str) -> bytes | None:
     return zlib.decompress(row.compressed)
 
 
-def lock_chain_head(session: Session) -> ChainHead:
-    statement = select(ChainHead).where(col(ChainHead.id) == 1)
-    if session.get_bind().dialect.name == "postgresql":
-        # Appends to the chain are serialised across replicas on this one row.
-        statement = statement.with_for_update()
-    head = session.scalars(statement).one()
-    return head
+def lock_chain_head(session: Session) -> ChainPosition:
+    """The chain head's (seq, digest), locked: on PostgreSQL appends are serialised across
+    replicas on this one row (SQLite's BEGIN IMMEDIATE already holds the whole database).
+    A Core statement built once: the ORM select cost ~0.4 ms per batch."""
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    row = session.connection().execute(_HEAD_FOR_UPDATE if postgresql else _HEAD).one()
+    return ChainPosition(row.seq, row.digest)
+
+
+class ChainPosition(NamedTuple):
+    seq: int
+    digest: str
+
+
+_HEAD_TABLE: Any = ChainHead.__table__  # type: ignore[attr-defined]
+_HEAD = select(_HEAD_TABLE.c.seq, _HEAD_TABLE.c.digest).where(_HEAD_TABLE.c.id == 1)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()
 
 
 def claim_reply_slot(
@@ -179,6 +189,18 @@ def _claim_statement(dialect: Any) -> Any:
 
 LEDGER: Any = ReplyLedger.__table__  # type: ignore[attr-defined]
 _CLAIM = {False: _claim_statement(sqlite), True: _claim_statement(postgresql)}
+_SLOT_TAKEN_AT = select(LEDGER.c.last_at).where(
+    LEDGER.c.sender == bindparam("sender"), LEDGER.c.reason == bindparam("reason")
+)
+
+
+def slot_taken_at(session: Session, sender: str, reason: str) -> datetime | None:
+    """When the (sender, reason) slot's reply went out (a claim just lost reads it)."""
+    found = session.connection().execute(_SLOT_TAKEN_AT, {"sender": sender, "reason": reason})
+    last_at = found.scalar_one_or_none()
+    if last_at is None:
+        return None
+    return last_at if last_at.tzinfo else last_at.replace(tzinfo=UTC)
 
 
 def reply_slot_free(
