@@ -52,7 +52,10 @@ def test_a_flood_from_one_sender_builds_one_reply(gate: Mailgate, built: list[st
     assert [d.reply.reason for d in decisions] == ["rejected_new_ticket"] + ["rate_limited"] * 5
     assert built == [SENDER], "the five refused replies were never written"
     assert len(replies(gate)) == 1
-    assert all(d.trace[-1]["rule"] == "reply_language" for d in decisions)
+    # Only the reply sent names its language; the refused ones record none (as a dry run
+    # of a refused reply records it), whether or not their language was ever judged.
+    assert [d.trace[-1]["rule"] for d in decisions] == ["reply_language"] + ["new_ticket"] * 5
+    assert [d.reply_language for d in decisions] == ["en"] + [None] * 5
 
 
 def test_a_slot_freed_behind_the_gate_still_gets_its_reply(
@@ -63,6 +66,12 @@ def test_a_slot_freed_behind_the_gate_still_gets_its_reply(
         session.execute(delete(ReplyLedger))  # as an erasure of the sender does
     second = gate.ingest(new_ticket(2), envelope(SENDER))
     assert second.reply.as_dict() == {"status": "queued", "reason": "rejected_new_ticket"}
+    assert second.reply_language == "en"
+    assert second.trace[-1] == {
+        "rule": "reply_language",
+        "hit": True,
+        "reason": "text in en (0.99)",
+    }
     assert built == [SENDER, SENDER], "the second reply was built at commit, not skipped"
     assert len(replies(gate)) == 2
 

@@ -105,9 +105,9 @@ def test_a_spooler_that_dies_lets_the_next_one_spool(gate: Mailgate) -> None:
         text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-    with open(lock, "a+b") as probe:
-        with pytest.raises(BlockingIOError):  # the turn is taken: no other spooler writes
-            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    # The turn is taken: no other spooler writes.
+    with open(lock, "a+b") as probe, pytest.raises(BlockingIOError):
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
     holder.kill()  # a spooler dies mid-round
     holder.wait()
     assert outbox.spool_pending(gate.engine, directory) == 3

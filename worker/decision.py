@@ -11,11 +11,13 @@ that the pipeline and the recorder can share them without importing each other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.outbox_items import LateReply
 
 
 class DecisionName(StrEnum):
@@ -285,5 +287,5 @@ class Pending:
     window: timedelta
     max_delivery: timedelta
     # A queued reply whose slot this process saw taken is not built before the commit:
-    # this builds it, should the ledger's claim be won after all (``worker.reply_slots``).
-    late_reply: Callable[[], OutboxItem] | None = None
+    # built from this, should the ledger's claim be won after all (``worker.reply_slots``).
+    late_reply: LateReply | None = None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import partial
 
 import structlog
 from sqlmodel import Session
@@ -36,7 +35,7 @@ from worker.helpdesk.config import references
 from worker.mail import Envelope, InboundMail, domain_of
 from worker.metrics import DECISION_SECONDS
 from worker.outbox import spool_pending
-from worker.outbox_items import forward_items, reply_item, reply_queued
+from worker.outbox_items import LateReply, forward_items, reply_item, reply_queued
 from worker.policy.chain import ChainResult, decision_of, describe, run_chain
 from worker.policy.context import RuleContext
 from worker.policy.document import Policy, reply_windows
@@ -44,6 +43,7 @@ from worker.policy.earlier import deferred, look_up
 from worker.policy.reference import resolve
 from worker.public_id import new_public_id
 from worker.recorder import Recorder
+from worker.recording import Recording
 from worker.replies import NO_REPLY_DECISIONS, plan_reply
 from worker.reply_language import choose as choose_language
 from worker.reply_slots import ReplySlots
@@ -90,10 +90,14 @@ class Mailgate:
         # Reads take no write lock on SQLite (plain BEGIN), writes use BEGIN IMMEDIATE.
         self.read_engine = self.engine.execution_options(mailgate_read=True)
         self.reply_slots = ReplySlots()
-        self.recorder = Recorder(self.engine, self.reply_slots)
+        self.recorder: Recording = Recorder(self.engine, self.reply_slots, self.policies)
         self.tickets = TicketCache(self.engine)
         self.references = references(self.settings)  # what MAILGATE_HELPDESK adds to matching
         self.spool: Callable[[list[int]], None] = self.spool_now
+
+    def recorder_here(self) -> Recorder:
+        """A recorder writing from this process (``serve``'s writer, a worker's actions)."""
+        return Recorder(self.engine, self.reply_slots, self.policies)
 
     @classmethod
     def open(cls, settings: Settings, *, migrate_schema: bool = True) -> Mailgate:
@@ -222,6 +226,8 @@ class Mailgate:
             # The desk's filter called it spam: its sender is likely forged (backscatter).
             return ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.SPAM)
         recipient = plan.recipient
+        if session is None and self._slot_known_taken(plan, decision):
+            return plan  # no language yet: chosen with the reply, if the claim is won after all
         plan = replace(plan, language=choose_language(ctx.mail, ctx.policy))
         # The claim in record() decides; only a dry run needs to know beforehand.
         if session is None:
@@ -257,8 +263,8 @@ class Mailgate:
         if plan.language is not None and plan.status != ReplyStatus.SUPPRESSED:
             decision.trace = [*result.trace, plan.language.trace_step()]
         late_reply = None
-        if self._slot_known_taken(ctx, plan, decision):
-            late_reply = partial(reply_item, ctx, decision, plan)
+        if reply_queued(ctx, plan) and plan.language is None:  # the slot was known taken
+            late_reply = LateReply(str(decision.policy), tuple(ctx.support_domains))
             outbox = []
         else:
             outbox = [reply_item(ctx, decision, plan)] if reply_queued(ctx, plan) else []
@@ -273,12 +279,12 @@ class Mailgate:
         window, max_delivery = reply_windows(ctx.policy)
         return Pending(decision, dedup_key, message.raw, outbox, window, max_delivery, late_reply)
 
-    def _slot_known_taken(self, ctx: RuleContext, plan: ReplyPlan, decision: Decision) -> bool:
+    def _slot_known_taken(self, plan: ReplyPlan, decision: str) -> bool:
         """Whether this process saw the reply's (sender, reason) slot taken: the claim at
-        commit will refuse it unless the slot was freed since, so the body waits."""
-        if not reply_queued(ctx, plan) or plan.recipient is None:
+        commit will refuse it unless the slot was freed since, so the reply waits."""
+        if plan.recipient is None:
             return False
-        reason = plan.reason or decision.decision
+        reason = plan.reason or decision
         return self.reply_slots.taken(plan.recipient, reason, utcnow())
 
     def redecide(

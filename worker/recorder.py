@@ -44,6 +44,7 @@ from worker.decision import (
     RuleName,
 )
 from worker.errors import Conflict, TransientError
+from worker.policy.document import PolicySet
 from worker.policy.earlier import at_commit
 from worker.public_id import new_public_id
 from worker.reply_slots import ReplySlots
@@ -66,9 +67,15 @@ class _AlreadyDecided(Exception):
 class Recorder:
     """Writes pending decisions; ``start()`` turns on the group-commit thread."""
 
-    def __init__(self, engine: Engine, reply_slots: ReplySlots | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        reply_slots: ReplySlots | None = None,
+        policies: PolicySet | None = None,
+    ) -> None:
         self.engine = engine
         self.reply_slots = reply_slots if reply_slots is not None else ReplySlots()
+        self.policies = policies  # builds a late reply (``Pending.late_reply``)
         self._queue: queue.Queue[tuple[Pending, Future[Decision]]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.batches = 0
@@ -243,10 +250,16 @@ class Recorder:
         store_raw(session, decision.raw_sha256, pending.raw)
         outbox = list(pending.outbox)
         if not self._claim_reply(session, pending, now):
-            decision.reply = ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.RATE_LIMITED)
+            _rate_limited(decision)
             outbox = [item for item in outbox if item.kind != OutboxKind.AUTO_REPLY]
         elif pending.late_reply is not None and decision.reply.status == ReplyStatus.QUEUED:
-            outbox.insert(0, pending.late_reply())  # the slot was free after all
+            assert self.policies is not None, "a late reply needs the policies"
+            # The slot was free after all: the reply and its language, as decide() makes them.
+            reply, language = pending.late_reply.build(self.policies, pending.raw, decision)
+            decision.reply = replace(decision.reply, language=language)
+            decision.reply_language = language.language
+            decision.trace = [*decision.trace, language.trace_step()]
+            outbox.insert(0, reply)
         # Sealed: the link covers a salted digest of the personal fields (erasable).
         fields = seal(_decision_fields(decision, pending.dedup_key, position.seq + 1, now))
         digest = row_digest(position.digest, fields)
@@ -266,6 +279,14 @@ class Recorder:
         decision.id, decision.seq = decision_id, fields["seq"]
         decision.public_id = public_id
         return decision
+
+
+def _rate_limited(decision: Decision) -> None:
+    """A queued reply that lost its slot: no reply, so no reply language either (as the
+    dry run records it, and as a reply known refused was planned without one)."""
+    decision.reply = ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.RATE_LIMITED)
+    decision.reply_language = None
+    decision.trace = [step for step in decision.trace if step.get("rule") != "reply_language"]
 
 
 def _own_error(error: Exception) -> Exception:

@@ -17,6 +17,8 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
+from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
 import structlog
@@ -33,6 +35,7 @@ from worker.serve.preflight import (
     refuse_unworkable,
 )
 from worker.serve.server import Server
+from worker.serve.writer import RecordingClient, run_writer
 
 log = structlog.get_logger("mailgate.serve")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -75,10 +78,18 @@ def serve(gate: Mailgate, workers: int = 1) -> int:
 
 
 def _run_workers(gate: Mailgate, count: int, ingest: socket.socket | None = None) -> int:
-    """Fork the workers, wait until each listens, forward stop signals, collect exits."""
+    """Fork the writer and the workers, wait until each worker listens, forward stop
+    signals, collect exits; a writer that dies stops the workers."""
     gate.engine.dispose()  # no pooled connection may cross a fork
+    pipes = [Pipe() for _ in range(count)]  # (writer's end, worker's end) per worker
+    writer = _fork_writer(gate, pipes, ingest)
     read_fd, write_fd = os.pipe()
-    children = [_fork_worker(gate, index, ingest, read_fd, write_fd) for index in range(count)]
+    children = [
+        _fork_worker(gate, index, ingest, read_fd, write_fd, pipes) for index in range(count)
+    ]
+    for ends in pipes:
+        for end in ends:
+            end.close()  # only the writer and each worker hold their ends: EOF means gone
     if ingest is not None:
         ingest.close()  # the workers accept; once they have stopped, clients are refused
     os.close(write_fd)
@@ -98,23 +109,68 @@ def _run_workers(gate: Mailgate, count: int, ingest: socket.socket | None = None
         forward(signal.SIGTERM, None)
     else:
         announce(gate, configured_listeners(gate.settings), workers=count)
-    codes = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
+    codes = _collect(children, writer, forward)
     if len(ready) < count:
         return next((c for c in codes if c > 0), 1)
     log.info("mailgate_stopped", workers=count, exit_codes=codes)
     return max(codes) if any(codes) else 0
 
 
-def _fork_worker(
-    gate: Mailgate, index: int, ingest: socket.socket | None, read_fd: int, write_fd: int
+def _collect(children: list[int], writer: int, stop: Callable[[int, Any], None]) -> list[int]:
+    """The workers' exit codes, then the writer's; a writer gone first stops the workers
+    (their decisions could no longer commit) and makes the exit code non-zero."""
+    codes: dict[int, int] = {}
+    while len(codes) < len(children) + 1:
+        pid, status = os.wait()
+        codes[pid] = os.waitstatus_to_exitcode(status)
+        if pid == writer and len(codes) < len(children) + 1:
+            log.error("writer_exited", exit_code=codes[pid])
+            codes[pid] = codes[pid] or 1
+            stop(signal.SIGTERM, None)
+    return [codes[child] for child in [*children, writer] if child in codes]
+
+
+def _fork_writer(
+    gate: Mailgate, pipes: list[tuple[Connection, Connection]], ingest: socket.socket | None
 ) -> int:
-    """One worker process; it writes a byte to ``write_fd`` once it listens."""
+    """The writer process (``worker.serve.writer``): it keeps the writer's ends only."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 0  # pragma: no cover - from here on, the writer process
+    try:
+        if ingest is not None:
+            ingest.close()  # the workers accept on it, and refuse once they have stopped
+        for _, worker_end in pipes:
+            worker_end.close()
+        code = run_writer(gate.recorder_here(), [writer_end for writer_end, _ in pipes])
+    except BaseException:
+        log.exception("writer_failed")
+        code = 1
+    os._exit(code)
+
+
+def _fork_worker(
+    gate: Mailgate,
+    index: int,
+    ingest: socket.socket | None,
+    read_fd: int,
+    write_fd: int,
+    pipes: list[tuple[Connection, Connection]],
+) -> int:
+    """One worker process; it writes a byte to ``write_fd`` once it listens, and records
+    through its end of the pipe to the writer."""
     pid = os.fork()
     if pid:
         return pid
     os.close(read_fd)  # pragma: no cover - from here on, the worker process
     code = 0
     try:
+        for number, (writer_end, worker_end) in enumerate(pipes):
+            writer_end.close()
+            if number != index:
+                worker_end.close()
+        gate.recorder = RecordingClient(pipes[index][1], gate.recorder_here())
         server = Server(gate, reuse_port=True, dispatch=index == 0, ingest=ingest)
         asyncio.run(server.run(ready_fd=write_fd, stopped_early=EarlyStop.noted))
     except ConfigError as exc:
