@@ -24,7 +24,7 @@ from worker.store.models import OutboxRow
 
 def queue_replies(gate: Mailgate, count: int) -> list[int]:
     """``count`` committed replies left queued (nothing spools them yet)."""
-    gate.spool = lambda ids: None
+    gate.settings.relay_url = "smtp://127.0.0.1:9"  # the gate leaves them to a dispatcher
     ids = []
     for number in range(count):
         raw = with_headers(
@@ -33,6 +33,7 @@ def queue_replies(gate: Mailgate, count: int) -> list[int]:
             From=f"c{number}@customer.example",
         )
         ids += gate.ingest(raw, envelope(f"c{number}@customer.example")).outbox_ids
+    gate.settings.relay_url = None
     return ids
 
 

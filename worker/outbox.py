@@ -1,10 +1,10 @@
 """The outbox: replies committed with their decision, then handed on.
 
 Without ``MAILGATE_RELAY_URL`` each queued mail row is written to ``<data dir>/outbox/`` as an
-``.eml`` file once its decision has committed: by ``serve`` on its outbox thread after the
-client has had its answer, by a one-shot command before it exits. The file name is the row
-id, written to a temporary name and renamed, so a crash between writing and marking the row
-rewrites the same file instead of creating a second reply.
+``.eml`` file right after the decision commits, by whichever process decided it, before the
+client's answer. The file name is the row id, written to a temporary name and renamed, so
+a crash between writing and marking the row rewrites the same file instead of creating a
+second reply.
 
 Writing the files holds no database lock: the rows are read, their files written and
 fsynced, and only then marked ``spooled`` in a short write transaction. (Written inside

@@ -93,7 +93,6 @@ class Mailgate:
         self.recorder: Recording = Recorder(self.engine, self.reply_slots, self.policies)
         self.tickets = TicketCache(self.engine)
         self.references = references(self.settings)  # what MAILGATE_HELPDESK adds to matching
-        self.spool: Callable[[list[int]], None] = self.spool_now
 
     def recorder_here(self) -> Recorder:
         """A recorder writing from this process (``serve``'s writer, a worker's actions)."""
@@ -357,14 +356,11 @@ class Mailgate:
             log.info("decision", **decision.as_dict())
             outbox_ids += decision.outbox_ids
         if outbox_ids and not self.settings.relay_url:
-            self.spool(outbox_ids)
+            try:
+                # Before the answer, so that a 250 means the reply is written too; no
+                # database lock is held while its file is written (``worker.outbox``).
+                spool_pending(self.engine, self.settings.outbox_dir, outbox_ids)
+            except (OSError, TransientError) as exc:
+                # The reply is committed in the outbox; the next run of any command spools it.
+                log.warning("outbox_spool_deferred", error=str(exc))
         return decisions
-
-    def spool_now(self, outbox_ids: list[int]) -> None:
-        """Write committed replies to the spool before returning (one-shot commands;
-        ``serve`` sets ``spool`` to do it after the answer, ``worker.spool_soon``)."""
-        try:
-            spool_pending(self.engine, self.settings.outbox_dir, outbox_ids)
-        except (OSError, TransientError) as exc:
-            # The reply is committed in the outbox; the next run of any command spools it.
-            log.warning("outbox_spool_deferred", error=str(exc))

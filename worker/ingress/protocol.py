@@ -26,6 +26,7 @@ from aiosmtpd.smtp import SMTP, syntax
 from worker.ingress import answers
 from worker.ingress.connections import STRESS_SHARE, RefusalLog
 from worker.ingress.data_phase import OneBufferData
+from worker.ingress.smtp_address import AddressReader
 from worker.settings import Settings
 
 log = structlog.get_logger("mailgate.smtp")
@@ -198,14 +199,14 @@ class LimitedMixin:
         transport.close()
 
 
-class GateSMTP(LimitedMixin, OneBufferData, SMTP):
+class GateSMTP(LimitedMixin, AddressReader, OneBufferData, SMTP):
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         self.limits = limits
         kwargs.setdefault("ident", answers.GREETING)  # not aiosmtpd's name and version
         super().__init__(*args, **kwargs)
 
 
-class GateLMTP(LimitedMixin, OneBufferData, LMTP):
+class GateLMTP(LimitedMixin, AddressReader, OneBufferData, LMTP):
     def __init__(self, *args: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         self.limits = limits
         kwargs.setdefault("ident", answers.GREETING)

@@ -35,7 +35,6 @@ from worker.serve.health import imap_lag, readiness
 from worker.serve.jobs import JobContext, OutboxLoop, start_periodic_jobs
 from worker.serve.listeners import LISTENERS
 from worker.serve.preflight import announce
-from worker.spool_soon import SpoolSoon
 from worker.web.offload import HTTP_THREADS
 
 log = structlog.get_logger("mailgate.serve")
@@ -72,8 +71,6 @@ class Server:
         self.gateway = Gateway(gate, self.executor, on_outbox=self.wake.set)
         # Relay and webhook calls can block for seconds: they get their own thread.
         self.outbox_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
-        # Replies are written to the spool after the client's answer, not before it.
-        gate.spool = SpoolSoon(gate.engine, gate.settings.outbox_dir, self.outbox_executor)
         dispatcher = Dispatcher(
             gate.engine,
             gate.settings.relay_url,
