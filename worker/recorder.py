@@ -50,9 +50,12 @@ from worker.public_id import new_public_id
 from worker.reply_slots import ReplySlots
 from worker.store.db import transaction, writer_turn
 from worker.store.repository import (
+    SPOOL_ABOVE,
+    STORE_RAW,
     StoreDirectory,
     claim_reply_slot,
     lock_chain_head,
+    raw_values,
     slot_taken_at,
     store_raw,
 )
@@ -165,10 +168,9 @@ class Recorder:
             # end; a savepoint rolled back never advanced it.
             position = _Position(head.seq, head.digest)
             connection = session.connection()
-            for pending in pendings:
-                if not savepoints:
-                    results.append(self._append(session, position, pending, now))
-                    continue
+            if not savepoints:
+                results += self._append_batch(session, position, pendings, now)
+            for pending in pendings if savepoints else ():
                 try:
                     results.append(self._append_alone(session, position, pending, now))
                 except Exception as exc:
@@ -215,6 +217,8 @@ class Recorder:
             return True
         sender, reason = plan.recipient.lower(), plan.reason or pending.decision.decision
         won = claim_reply_slot(session, sender, reason, now, pending.window)
+        if not won and pending.late_reply is not None:
+            return False  # the deciding process knew the slot was taken: nothing to learn
         held_since = now if won else slot_taken_at(session, sender, reason)
         if held_since is not None:
             self.reply_slots.note(sender, reason, held_since + pending.window)
@@ -246,8 +250,59 @@ class Recorder:
     ) -> Decision:
         # SQLAlchemy Core statements on the session's connection: the ORM unit of work
         # cost more than the SQL itself on this path.
+        store_raw(session, pending.decision.raw_sha256, pending.raw)
+        entry = self._prepare(session, position, pending, now)
+        if acts_on is not None:
+            entry.row["acts_on"] = acts_on
+        try:
+            decision_id = session.connection().execute(_INSERT_DECISION, entry.row).scalar_one()
+        except sqlalchemy.exc.IntegrityError as exc:
+            raise _AlreadyDecided() from exc
+        outbox_ids = [
+            session.connection().execute(_INSERT_OUTBOX, row).scalar_one()
+            for row in entry.outbox_rows(decision_id)
+        ]
+        return entry.advance(position, decision_id, outbox_ids)
+
+    def _append_batch(
+        self, session: Session, position: _Position, pendings: list[Pending], now: datetime
+    ) -> list[Decision]:
+        """The whole batch with one statement per table (``executemany``, its ids in order):
+        per message, each statement's Python cost more than the database's work. A message
+        decided before fails the batch (``_AlreadyDecided``), which is then written again
+        message by message with savepoints; nothing of this attempt is kept."""
+        connection = session.connection()
+        large = _sqlite(session)  # a large raw message goes by blob I/O (``store_raw``)
+        small = [p for p in pendings if not (large and len(p.raw) > SPOOL_ABOVE)]
+        for pending in pendings:
+            if large and len(pending.raw) > SPOOL_ABOVE:
+                store_raw(session, pending.decision.raw_sha256, pending.raw)
+        if small:
+            connection.execute(STORE_RAW[not _sqlite(session)], [raw_values(p) for p in small])
+        entries = []
+        for pending in pendings:
+            entries.append(self._prepare(session, position, pending, now))
+            # Within the batch the chain moves on as each row is linked; a failure rolls
+            # the whole transaction back and the next attempt reads the head again.
+            position.seq, position.digest = entries[-1].row["seq"], entries[-1].row["digest"]
+        try:
+            ids = connection.execute(_INSERT_DECISIONS, [e.row for e in entries]).scalars().all()
+        except sqlalchemy.exc.IntegrityError as exc:
+            raise _AlreadyDecided() from exc
+        outbox_rows = [row for e, i in zip(entries, ids, strict=True) for row in e.outbox_rows(i)]
+        outbox_ids = iter(
+            connection.execute(_INSERT_OUTBOXES, outbox_rows).scalars().all() if outbox_rows else []
+        )
+        return [
+            e.advance(position, i, [next(outbox_ids) for _ in e.outbox])
+            for e, i in zip(entries, ids, strict=True)
+        ]
+
+    def _prepare(
+        self, session: Session, position: _Position, pending: Pending, now: datetime
+    ) -> _Entry:
+        """The decision's reply claim, then its row linked after ``position``."""
         decision = replace(pending.decision)
-        store_raw(session, decision.raw_sha256, pending.raw)
         outbox = list(pending.outbox)
         if not self._claim_reply(session, pending, now):
             _rate_limited(decision)
@@ -263,22 +318,39 @@ class Recorder:
         # Sealed: the link covers a salted digest of the personal fields (erasable).
         fields = seal(_decision_fields(decision, pending.dedup_key, position.seq + 1, now))
         digest = row_digest(position.digest, fields)
-        connection = session.connection()
-        public_id = decision.public_id or new_public_id()  # decide() draws it for the reply
-        row = {**fields, "public_id": public_id, "prev_digest": position.digest, "digest": digest}
-        if acts_on is not None:
-            row["acts_on"] = acts_on
-        try:
-            decision_id = connection.execute(_INSERT_DECISION, row).scalar_one()
-        except sqlalchemy.exc.IntegrityError as exc:
-            raise _AlreadyDecided() from exc
-        decision.outbox_ids = [
-            _insert_outbox(session, decision_id, item, now, pending.max_delivery) for item in outbox
-        ]
-        position.seq, position.digest = fields["seq"], digest
-        decision.id, decision.seq = decision_id, fields["seq"]
-        decision.public_id = public_id
+        decision.public_id = decision.public_id or new_public_id()  # decide() drew it
+        row = {
+            **fields,
+            "public_id": decision.public_id,
+            "prev_digest": position.digest,
+            "digest": digest,
+        }
+        return _Entry(decision, row, outbox, now, pending.max_delivery)
+
+
+@dataclass
+class _Entry:
+    """One decision about to be inserted: the row and the outbox items that go with it."""
+
+    decision: Decision
+    row: dict[str, Any]
+    outbox: list[OutboxItem]
+    now: datetime
+    max_delivery: timedelta
+
+    def outbox_rows(self, decision_id: int) -> list[dict[str, Any]]:
+        return [_outbox_row(decision_id, item, self.now, self.max_delivery) for item in self.outbox]
+
+    def advance(self, position: _Position, decision_id: int, outbox_ids: list[int]) -> Decision:
+        """The inserted decision as callers see it; the chain now ends at its row."""
+        position.seq, position.digest = self.row["seq"], self.row["digest"]
+        decision = self.decision
+        decision.id, decision.seq, decision.outbox_ids = decision_id, self.row["seq"], outbox_ids
         return decision
+
+
+def _sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
 
 
 def _rate_limited(decision: Decision) -> None:
@@ -322,10 +394,10 @@ def _decision_fields(
     }
 
 
-def _insert_outbox(
-    session: Session, decision_id: int, item: OutboxItem, now: datetime, max_delivery: timedelta
-) -> int:
-    row = {
+def _outbox_row(
+    decision_id: int, item: OutboxItem, now: datetime, max_delivery: timedelta
+) -> dict[str, Any]:
+    return {
         "decision_id": decision_id,
         "kind": str(item.kind),
         "mail_from": item.mail_from,
@@ -338,8 +410,6 @@ def _insert_outbox(
         "next_attempt_at": now,
         "expires_at": now + max_delivery,
     }
-    row_id: int = session.connection().execute(_INSERT_OUTBOX, row).scalar_one()
-    return row_id
 
 
 @dataclass
@@ -357,6 +427,9 @@ HEAD = SQLModel.metadata.tables["chain_head"]
 # execution; executed with a dict of values, each compiles once and is reused.
 _INSERT_DECISION = insert(DECISION).returning(DECISION.c.id)
 _INSERT_OUTBOX = insert(OUTBOX).returning(OUTBOX.c.id)
+# executemany with RETURNING (SQLAlchemy's "insertmanyvalues"): the ids in the rows' order.
+_INSERT_DECISIONS = insert(DECISION).returning(DECISION.c.id, sort_by_parameter_order=True)
+_INSERT_OUTBOXES = insert(OUTBOX).returning(OUTBOX.c.id, sort_by_parameter_order=True)
 _MOVE_HEAD = update(HEAD).where(HEAD.c.id == 1)
 
 

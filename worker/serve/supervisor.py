@@ -113,7 +113,7 @@ def _run_workers(gate: Mailgate, count: int, ingest: socket.socket | None = None
     if len(ready) < count:
         return next((c for c in codes if c > 0), 1)
     log.info("mailgate_stopped", workers=count, exit_codes=codes)
-    return max(codes) if any(codes) else 0
+    return max(*codes, 1) if any(codes) else 0  # a child killed by a signal has a code < 0
 
 
 def _collect(children: list[int], writer: int, stop: Callable[[int, Any], None]) -> list[int]:
@@ -138,6 +138,8 @@ def _fork_writer(
     if pid:
         return pid
     code = 0  # pragma: no cover - from here on, the writer process
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)  # it stops once the workers have stopped
     try:
         if ingest is not None:
             ingest.close()  # the workers accept on it, and refuse once they have stopped

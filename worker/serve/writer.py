@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import signal
+import os
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -36,7 +37,7 @@ from typing import Any
 import structlog
 from sqlmodel import Session
 
-from worker.decision import Decision, Pending
+from worker.decision import Decision, Pending, ReplyPlan
 from worker.errors import Conflict, TransientError
 from worker.recorder import MAX_BATCH, Recorder
 from worker.reply_slots import ReplySlots
@@ -69,10 +70,9 @@ class NotingSlots(ReplySlots):
 
 def run_writer(recorder: Recorder, connections: list[Connection]) -> int:
     """Serve the workers' pipes until every one of them is closed; returns the exit code."""
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_IGN)  # stops when the workers have stopped
     slots = NotingSlots()
     recorder.reply_slots = slots
+    log.info("writer_started", pid=os.getpid(), workers=len(connections))
     open_connections = list(connections)
     while open_connections:
         requests = _receive(open_connections, wait(open_connections))
@@ -117,12 +117,74 @@ def _answer(recorder: Recorder, slots: NotingSlots, requests: list[_Request]) ->
             outcomes[id(request)] = _recorded(lambda r=request: recorder.record_many(r.pendings))
     notes, slots.fresh = slots.fresh, []
     for request in requests:
-        outcome = outcomes[id(request)]
-        if not isinstance(outcome, Exception):
-            outcome = [_portable(result) for result in outcome]
+        answer = _answer_of(outcomes[id(request)], request.pendings)
         # A worker gone meanwhile: its senders retry, and the commit stands (a duplicate then).
         with contextlib.suppress(OSError):
-            request.connection.send((request.ticket, outcome, notes))
+            request.connection.send((request.ticket, answer, notes))
+
+
+def _answer_of(
+    outcome: list[Decision | Exception] | Exception, pendings: list[Pending]
+) -> list[_Recorded | Exception] | Exception:
+    if isinstance(outcome, Exception):
+        return outcome
+    return [
+        _portable(result) if isinstance(result, Exception) else _Recorded.of(result, sent)
+        for result, sent in zip(outcome, pendings, strict=True)
+    ]
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """What recording changed of a decision the worker sent, all that goes back: the
+    whole decision would cost as much to pickle again as it did to send (its trace)."""
+
+    id: int | None
+    seq: int | None
+    public_id: str | None
+    outbox_ids: list[int]
+    reply: ReplyPlan
+    reply_language: str | None
+    decision: str
+    rule: str
+    duplicate_of: int | None
+    original_decision: str | None
+    trace: list[dict[str, Any]] | None  # None: as sent
+
+    @classmethod
+    def of(cls, decision: Decision, sent: Pending) -> _Recorded:
+        changed = decision.trace is not sent.decision.trace
+        return cls(
+            decision.id,
+            decision.seq,
+            decision.public_id,
+            decision.outbox_ids,
+            decision.reply,
+            decision.reply_language,
+            decision.decision,
+            decision.rule,
+            decision.duplicate_of,
+            decision.original_decision,
+            decision.trace if changed else None,
+        )
+
+    def onto(self, sent: Decision) -> Decision:
+        """The worker's decision as the writer recorded it."""
+        decision = replace(
+            sent,
+            id=self.id,
+            seq=self.seq,
+            public_id=self.public_id,
+            reply=self.reply,
+            reply_language=self.reply_language,
+            decision=self.decision,
+            rule=self.rule,
+            duplicate_of=self.duplicate_of,
+            original_decision=self.original_decision,
+            trace=sent.trace if self.trace is None else self.trace,
+        )
+        decision.outbox_ids = self.outbox_ids
+        return decision
 
 
 def _recorded(call: Any) -> Any:
@@ -152,6 +214,7 @@ class RecordingClient:
         self._waiting: dict[int, Future[Any]] = {}
         self._lock = threading.Lock()
         self._broken: str | None = None
+        self._closing = False
         threading.Thread(target=self._read, name="writer-answers", daemon=True).start()
 
     def start(self) -> None:
@@ -162,11 +225,11 @@ class RecordingClient:
         result = self._call(EACH, [pending])[0]
         if isinstance(result, Exception):
             raise result
-        return result
+        return result.onto(pending.decision)
 
     def record_many(self, pendings: list[Pending]) -> list[Decision]:
-        results: list[Decision] = self._call(ALL, pendings)
-        return results
+        results = self._call(ALL, pendings)
+        return [r.onto(p.decision) for r, p in zip(results, pendings, strict=True)]
 
     def record_action(
         self,
@@ -207,8 +270,20 @@ class RecordingClient:
             if future is not None:
                 future.set_result(outcome)
 
+    def close(self) -> None:
+        """Done: the writer reads the end of this pipe (as at this worker's exit)."""
+        self._closing = True
+        # Shut down, not just closed: the reading thread's own reference keeps it open.
+        with (
+            contextlib.suppress(OSError),
+            socket.socket(fileno=os.dup(self.connection.fileno())) as shared,
+        ):
+            shared.shutdown(socket.SHUT_RDWR)
+        self.connection.close()
+
     def _fail_all(self, reason: str) -> None:
-        log.error("writer_gone")
+        if not self._closing:
+            log.error("writer_gone")
         with self._lock:
             self._broken = reason
             waiting, self._waiting = self._waiting, {}

@@ -61,14 +61,17 @@ def store_raw(session: Session, sha256: str, raw: bytes | bytearray) -> None:
     if len(raw) > SPOOL_ABOVE and session.get_bind().dialect.name == "sqlite":
         _store_large_raw_sqlite(session, sha256, raw)
         return
-    statement = _STORE_RAW[session.get_bind().dialect.name == "postgresql"]
-    values = {
-        "sha256": sha256,
-        "size": len(raw),
-        "compressed": compress(raw),
-        "stored_at": utcnow(),
-    }
-    session.connection().execute(statement, values)
+    statement = STORE_RAW[session.get_bind().dialect.name == "postgresql"]
+    session.connection().execute(statement, _raw_row(sha256, raw))
+
+
+def raw_values(pending: Any) -> dict[str, Any]:
+    """A pending decision's raw message as a ``raw_message`` row (below ``SPOOL_ABOVE``)."""
+    return _raw_row(pending.decision.raw_sha256, pending.raw)
+
+
+def _raw_row(sha256: str, raw: bytes | bytearray) -> dict[str, Any]:
+    return {"sha256": sha256, "size": len(raw), "compressed": compress(raw), "stored_at": utcnow()}
 
 
 def _store_raw_statement(dialect: Any) -> Any:
@@ -78,7 +81,7 @@ def _store_raw_statement(dialect: Any) -> Any:
 
 
 RAW: Any = RawMessage.__table__  # type: ignore[attr-defined]
-_STORE_RAW = {False: _store_raw_statement(sqlite), True: _store_raw_statement(postgresql)}
+STORE_RAW = {False: _store_raw_statement(sqlite), True: _store_raw_statement(postgresql)}
 
 
 def _store_large_raw_sqlite(session: Session, sha256: str, raw: bytes | bytearray) -> None:
