@@ -21,9 +21,8 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import replace
+from datetime import datetime
 
 import sqlalchemy.exc
 from sqlalchemy import Engine, insert, select, update
@@ -34,15 +33,14 @@ from worker.clock import utcnow
 from worker.decision import (
     Decision,
     DecisionName,
-    OutboxItem,
     OutboxKind,
-    OutboxStatus,
     Pending,
     ReplyPlan,
     ReplyReason,
     ReplyStatus,
     RuleName,
 )
+from worker.decision_rows import Entry, Position, decision_fields, rate_limited
 from worker.errors import Conflict, TransientError
 from worker.policy.document import PolicySet
 from worker.policy.earlier import at_commit
@@ -166,7 +164,7 @@ class Recorder:
             head = lock_chain_head(session)
             # The chain position is kept in memory for the batch and written once at the
             # end; a savepoint rolled back never advanced it.
-            position = _Position(head.seq, head.digest)
+            position = Position(head.seq, head.digest)
             connection = session.connection()
             if not savepoints:
                 results += self._append_batch(session, position, pendings, now)
@@ -196,7 +194,7 @@ class Recorder:
             taken = select(DECISION.c.id).where(DECISION.c.acts_on == acts_on)
             if session.connection().execute(taken).first() is not None:
                 raise Conflict(f"decision {acts_on} was already acted on")
-            position = _Position(head.seq, head.digest)
+            position = Position(head.seq, head.digest)
             try:
                 decision = self._append(session, position, pending, now, acts_on=acts_on)
             except _AlreadyDecided:
@@ -225,7 +223,7 @@ class Recorder:
         return won
 
     def _append_alone(
-        self, session: Session, position: _Position, pending: Pending, now: datetime
+        self, session: Session, position: Position, pending: Pending, now: datetime
     ) -> Decision:
         """``_append`` inside a savepoint; a message already decided becomes a duplicate."""
         connection = session.connection()
@@ -243,7 +241,7 @@ class Recorder:
     def _append(
         self,
         session: Session,
-        position: _Position,
+        position: Position,
         pending: Pending,
         now: datetime,
         acts_on: int | None = None,
@@ -265,7 +263,7 @@ class Recorder:
         return entry.advance(position, decision_id, outbox_ids)
 
     def _append_batch(
-        self, session: Session, position: _Position, pendings: list[Pending], now: datetime
+        self, session: Session, position: Position, pendings: list[Pending], now: datetime
     ) -> list[Decision]:
         """The whole batch with one statement per table (``executemany``, its ids in order):
         per message, each statement's Python cost more than the database's work. A message
@@ -279,12 +277,14 @@ class Recorder:
                 store_raw(session, pending.decision.raw_sha256, pending.raw)
         if small:
             connection.execute(STORE_RAW[not _sqlite(session)], [raw_values(p) for p in small])
-        entries = []
+        entries: list[Entry] = []
         for pending in pendings:
             entries.append(self._prepare(session, position, pending, now))
             # Within the batch the chain moves on as each row is linked; a failure rolls
             # the whole transaction back and the next attempt reads the head again.
             position.seq, position.digest = entries[-1].row["seq"], entries[-1].row["digest"]
+        if not entries:
+            return []
         try:
             ids = connection.execute(_INSERT_DECISIONS, [e.row for e in entries]).scalars().all()
         except sqlalchemy.exc.IntegrityError as exc:
@@ -299,13 +299,13 @@ class Recorder:
         ]
 
     def _prepare(
-        self, session: Session, position: _Position, pending: Pending, now: datetime
-    ) -> _Entry:
+        self, session: Session, position: Position, pending: Pending, now: datetime
+    ) -> Entry:
         """The decision's reply claim, then its row linked after ``position``."""
         decision = replace(pending.decision)
         outbox = list(pending.outbox)
         if not self._claim_reply(session, pending, now):
-            _rate_limited(decision)
+            rate_limited(decision)
             outbox = [item for item in outbox if item.kind != OutboxKind.AUTO_REPLY]
         elif pending.late_reply is not None and decision.reply.status == ReplyStatus.QUEUED:
             assert self.policies is not None, "a late reply needs the policies"
@@ -316,7 +316,7 @@ class Recorder:
             decision.trace = [*decision.trace, language.trace_step()]
             outbox.insert(0, reply)
         # Sealed: the link covers a salted digest of the personal fields (erasable).
-        fields = seal(_decision_fields(decision, pending.dedup_key, position.seq + 1, now))
+        fields = seal(decision_fields(decision, pending.dedup_key, position.seq + 1, now))
         digest = row_digest(position.digest, fields)
         decision.public_id = decision.public_id or new_public_id()  # decide() drew it
         row = {
@@ -325,40 +325,11 @@ class Recorder:
             "prev_digest": position.digest,
             "digest": digest,
         }
-        return _Entry(decision, row, outbox, now, pending.max_delivery)
-
-
-@dataclass
-class _Entry:
-    """One decision about to be inserted: the row and the outbox items that go with it."""
-
-    decision: Decision
-    row: dict[str, Any]
-    outbox: list[OutboxItem]
-    now: datetime
-    max_delivery: timedelta
-
-    def outbox_rows(self, decision_id: int) -> list[dict[str, Any]]:
-        return [_outbox_row(decision_id, item, self.now, self.max_delivery) for item in self.outbox]
-
-    def advance(self, position: _Position, decision_id: int, outbox_ids: list[int]) -> Decision:
-        """The inserted decision as callers see it; the chain now ends at its row."""
-        position.seq, position.digest = self.row["seq"], self.row["digest"]
-        decision = self.decision
-        decision.id, decision.seq, decision.outbox_ids = decision_id, self.row["seq"], outbox_ids
-        return decision
+        return Entry(decision, row, outbox, now, pending.max_delivery)
 
 
 def _sqlite(session: Session) -> bool:
     return session.get_bind().dialect.name == "sqlite"
-
-
-def _rate_limited(decision: Decision) -> None:
-    """A queued reply that lost its slot: no reply, so no reply language either (as the
-    dry run records it, and as a reply known refused was planned without one)."""
-    decision.reply = ReplyPlan(ReplyStatus.SUPPRESSED, ReplyReason.RATE_LIMITED)
-    decision.reply_language = None
-    decision.trace = [step for step in decision.trace if step.get("rule") != "reply_language"]
 
 
 def _own_error(error: Exception) -> Exception:
@@ -366,58 +337,6 @@ def _own_error(error: Exception) -> Exception:
     if isinstance(error, sqlalchemy.exc.IntegrityError):
         return TransientError(f"database refused the write: {type(error.orig).__name__}")
     return error
-
-
-def _decision_fields(
-    decision: Decision, dedup_key: str | None, seq: int, now: datetime
-) -> dict[str, Any]:
-    """The decision row's columns, exactly the ones its audit digest covers."""
-    return {
-        "seq": seq,
-        "dedup_key": dedup_key,
-        "decision": decision.decision,
-        "rule": decision.rule,
-        "policy": decision.policy,
-        "policy_sha256": decision.policy_sha256,
-        "ticket": decision.ticket,
-        "reply_status": str(decision.reply.status),
-        "reply_reason": None if decision.reply.reason is None else str(decision.reply.reason),
-        "message_id": decision.message_id,
-        "raw_sha256": decision.raw_sha256,
-        "envelope_from": decision.envelope_from,
-        "recipients": decision.recipients,
-        "received_at": decision.received_at,
-        "decided_at": now,
-        "channel": str(decision.channel),
-        "trace": decision.trace,
-        "duplicate_of": decision.duplicate_of,
-    }
-
-
-def _outbox_row(
-    decision_id: int, item: OutboxItem, now: datetime, max_delivery: timedelta
-) -> dict[str, Any]:
-    return {
-        "decision_id": decision_id,
-        "kind": str(item.kind),
-        "mail_from": item.mail_from,
-        "rcpt_to": item.rcpt_to,
-        "message_id": item.message_id,
-        "body": item.body,
-        "status": str(OutboxStatus.QUEUED),
-        "attempts": 0,
-        "created_at": now,
-        "next_attempt_at": now,
-        "expires_at": now + max_delivery,
-    }
-
-
-@dataclass
-class _Position:
-    """Where the audit chain stands inside the batch being written."""
-
-    seq: int
-    digest: str
 
 
 DECISION = SQLModel.metadata.tables["decision"]

@@ -117,15 +117,15 @@ def _run_workers(gate: Mailgate, count: int, ingest: socket.socket | None = None
 
 
 def _collect(children: list[int], writer: int, stop: Callable[[int, Any], None]) -> list[int]:
-    """The workers' exit codes, then the writer's; a writer gone first stops the workers
-    (their decisions could no longer commit) and makes the exit code non-zero."""
+    """The workers' exit codes, then the writer's. The writer ends by itself (code 0) only
+    once every worker has closed its pipe, that is, is exiting; any other end of it stops
+    the workers (their decisions could no longer commit)."""
     codes: dict[int, int] = {}
     while len(codes) < len(children) + 1:
         pid, status = os.wait()
         codes[pid] = os.waitstatus_to_exitcode(status)
-        if pid == writer and len(codes) < len(children) + 1:
+        if pid == writer and codes[pid] != 0:
             log.error("writer_exited", exit_code=codes[pid])
-            codes[pid] = codes[pid] or 1
             stop(signal.SIGTERM, None)
     return [codes[child] for child in [*children, writer] if child in codes]
 
