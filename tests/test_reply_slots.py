@@ -3,7 +3,6 @@ that: a slot freed behind the gate's back still gets its reply, built at commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -93,11 +92,3 @@ def test_a_claim_lost_to_another_gate_teaches_this_one(
     # Built by the claimant, then once by the gate that did not know yet; then never.
     assert built == [SENDER, SENDER]
     assert len(replies(gate)) == 1
-
-
-@pytest.fixture
-def gate(tmp_path: Path, database_url: str) -> Iterator[Mailgate]:
-    instance = Mailgate.open(make_settings(tmp_path, database_url))
-    add_standard_tickets(instance)
-    yield instance
-    instance.engine.dispose()

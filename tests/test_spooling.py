@@ -8,11 +8,10 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import add_standard_tickets, envelope, fixture_bytes, make_settings, with_headers
+from helpers import envelope, fixture_bytes, with_headers
 from sqlalchemy import text
 from sqlmodel import Session, select
 
@@ -114,11 +113,3 @@ def test_a_spooler_that_dies_lets_the_next_one_spool(gate: Mailgate) -> None:
     assert outbox.spool_pending(gate.engine, directory) == 3
     assert set(statuses(gate)) == {"spooled"}
     assert oct(os.stat(lock).st_mode & 0o777) == "0o600"
-
-
-@pytest.fixture
-def gate(tmp_path: Path, database_url: str) -> Iterator[Mailgate]:
-    instance = Mailgate.open(make_settings(tmp_path, database_url))
-    add_standard_tickets(instance)
-    yield instance
-    instance.engine.dispose()

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from helpers import (
-    add_standard_tickets,
     cli_env,
     envelope,
     fixture_bytes,
@@ -153,11 +152,3 @@ def test_serve_stops_when_its_writer_dies_and_never_acknowledges_without_it(
         assert [r.message_id for r in session.scalars(select(DecisionRow))] == [
             "<w-1@customer.example>"
         ]
-
-
-@pytest.fixture
-def gate(tmp_path: Path, database_url: str) -> Iterator[Mailgate]:
-    instance = Mailgate.open(make_settings(tmp_path, database_url))
-    add_standard_tickets(instance)
-    yield instance
-    instance.engine.dispose()

@@ -18,10 +18,7 @@ No lease to expire.
 
 from __future__ import annotations
 
-import fcntl
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +26,7 @@ from sqlalchemy import Engine, select, update
 
 from worker.clock import utcnow
 from worker.decision import OutboxKind, OutboxStatus
-from worker.private import open_private, private_directory
+from worker.private import held_exclusively, open_private, private_directory
 from worker.store.db import transaction, writer_turn
 from worker.store.models import OutboxRow
 
@@ -44,7 +41,9 @@ def spool_file(directory: Path, row_id: int) -> Path:
 def spool_pending(engine: Engine, directory: Path, ids: list[int] | None = None) -> int:
     """Write queued rows (all, or just ``ids``) to the spool; returns how many were written."""
     private_directory(directory)
-    with _spool_turn(directory):
+    # The directory's turn, held for a whole round (read, write, mark); the lock file
+    # lies beside it, the spool holds mail only.
+    with held_exclusively(directory.with_name(f"{directory.name}.lock")):
         rows = _queued(engine, ids)
         for row in rows:
             _write(directory, row)
@@ -90,19 +89,6 @@ def _mark_spooled(engine: Engine, ids: list[int]) -> None:
     # would sleep up to 100 ms at a time while the committers hold the lock.
     with writer_turn(engine), transaction(engine) as session:
         session.connection().execute(statement)
-
-
-@contextmanager
-def _spool_turn(directory: Path) -> Iterator[None]:
-    """The directory's spooling lock, held for a whole round (read, write, mark)."""
-    lock = directory.with_name(f"{directory.name}.lock")  # beside: the spool holds mail only
-    descriptor = open_private(lock, os.O_RDWR | os.O_CREAT)
-    with os.fdopen(descriptor, "r+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _fsync_directory(directory: Path) -> None:

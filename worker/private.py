@@ -5,11 +5,15 @@ reply spool and the generated reply secret. Files are created with an explicit m
 than by trusting the process umask, and SQLite gives its WAL and SHM the mode of the
 database file, so a ``0600`` database keeps them private too. ``tighten`` runs at start-up
 and brings an install made by an older version (``-rw-r--r--``) into line, saying so once.
+The lock files that order writers (``held_exclusively``) are private files like the rest.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import structlog
@@ -55,3 +59,16 @@ def tighten(data_dir: Path) -> int:
     if changed:
         log.warning("data_dir_tightened", data_dir=str(data_dir), paths=changed)
     return changed
+
+
+@contextmanager
+def held_exclusively(lock: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the private file ``lock`` for the block: the next holder
+    wakes the moment it is released, and a holder that dies releases it with its life."""
+    descriptor = open_private(lock, os.O_RDWR | os.O_CREAT)
+    with os.fdopen(descriptor, "r+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

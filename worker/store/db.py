@@ -9,8 +9,6 @@ migration lock that alembic takes inside its transaction.
 
 from __future__ import annotations
 
-import fcntl
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from worker.errors import TransientError
-from worker.private import create_private_file, open_private, private_directory
+from worker.private import create_private_file, held_exclusively, private_directory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # A failed statement's exception text would otherwise quote its parameters: raw message
@@ -166,10 +164,5 @@ def writer_turn(engine: Engine) -> Iterator[None]:
     if not database or database == ":memory:":
         yield
         return
-    descriptor = open_private(Path(f"{database}.writer-lock"), os.O_RDWR | os.O_CREAT)
-    with os.fdopen(descriptor, "r+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with held_exclusively(Path(f"{database}.writer-lock")):
+        yield
