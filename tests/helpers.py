@@ -330,7 +330,10 @@ class Dovecot:
             data = client.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
             found = []
             for uid in uids:
-                header = next(v for k, v in data[uid].items() if k.startswith(b"BODY"))
+                entry = data.get(uid) or {}
+                header = next((v for k, v in entry.items() if k.startswith(b"BODY")), None)
+                if header is None:
+                    continue  # moved away between SEARCH and FETCH: a drain is running
                 found.append(header.decode().partition(":")[2].strip())
             return found
         finally:
