@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from multiprocessing.connection import Pipe
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import (
@@ -89,11 +90,11 @@ def test_two_workers_record_one_chain_through_the_writer(
         assert verify_chain(iter_chain(session), head.seq, head.digest).ok
     assert len(rows) == 41 and head.seq == 41
     assert len({row.message_id for row in rows}) == 40
-    # A worker that lost a reply's claim learnt the slot is taken: it builds no reply now.
-    for worker in writer:
-        assert worker.reply_slots.taken(
-            "s1@customer.example", "rejected_new_ticket", rows[-1].decided_at
-        )
+    # Each worker learnt its senders' slots are taken (from its claims won and lost):
+    # it builds no reply for them now. Sender s0 writes through worker 0, s1 through 1.
+    for number, worker in enumerate(writer):
+        sender = f"s{number}@customer.example"
+        assert worker.reply_slots.taken(sender, "rejected_new_ticket", rows[-1].decided_at)
 
 
 def test_a_writer_gone_fails_each_call_as_transient(gate: Mailgate) -> None:
@@ -128,12 +129,20 @@ def test_serve_stops_when_its_writer_dies_and_never_acknowledges_without_it(
             writer_pid = int(event["pid"])
         if event.get("event") == "mailgate_started":
             break
-    threading.Thread(target=process.stderr.read, daemon=True).start()
+    writer_gone = threading.Event()
+
+    def watch(stream: Any) -> None:
+        for line in stream:  # the rest of the log: the supervisor's note of the writer's end
+            if '"writer_exited"' in line:
+                writer_gone.set()
+
+    threading.Thread(target=watch, args=(process.stderr,), daemon=True).start()
     assert writer_pid is not None
     raw = new_ticket(1, "alice@customer.example")
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
         assert smtp.sendmail("alice@customer.example", ["support@wildix.com"], raw) == {}
     os.kill(writer_pid, signal.SIGKILL)
+    assert writer_gone.wait(30), "the supervisor saw its writer die"
     refused = 0
     late = new_ticket(2, "b@customer.example")
     try:
