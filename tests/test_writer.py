@@ -32,7 +32,7 @@ from worker.errors import TransientError
 from worker.pipeline import Mailgate
 from worker.serve.writer import RecordingClient, run_writer
 from worker.store.models import ChainHead, DecisionRow
-from worker.store.repository import iter_chain
+from worker.store.repository import iter_chain, load_raw
 
 SENDERS = 4
 
@@ -95,6 +95,31 @@ def test_two_workers_record_one_chain_through_the_writer(
     for number, worker in enumerate(writer):
         sender = f"s{number}@customer.example"
         assert worker.reply_slots.taken(sender, "rejected_new_ticket", rows[-1].decided_at)
+
+
+def test_large_and_small_messages_share_the_pipe(gate: Mailgate, writer: list[Mailgate]) -> None:
+    """A 3 MB message (stored by blob I/O on SQLite) with small ones around it."""
+    big = new_ticket(90, "big@customer.example") + (b"x" * 76 + b"\r\n") * 40_000
+    results: dict[str, int | None] = {}
+
+    def deliver(number: int, raw: bytes, sender: str) -> None:
+        results[sender] = writer[number % 2].ingest(raw, envelope(sender)).id
+
+    threads = [threading.Thread(target=deliver, args=(0, big, "big@customer.example"))] + [
+        threading.Thread(
+            target=deliver, args=(n, new_ticket(n, f"m{n}@c.example"), f"m{n}@c.example")
+        )
+        for n in range(1, 9)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 9 and all(results.values())
+    with Session(gate.engine) as session:
+        row = session.get(DecisionRow, results["big@customer.example"])
+        assert row is not None
+        assert load_raw(session, row.raw_sha256) == big
 
 
 def test_a_writer_gone_fails_each_call_as_transient(gate: Mailgate) -> None:

@@ -212,7 +212,8 @@ class RecordingClient:
         self.reply_slots = local.reply_slots
         self._tickets = itertools.count(1)
         self._waiting: dict[int, Future[Any]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the waiting futures
+        self._sending = threading.Lock()
         self._broken: str | None = None
         self._closing = False
         threading.Thread(target=self._read, name="writer-answers", daemon=True).start()
@@ -246,11 +247,15 @@ class RecordingClient:
                 raise TransientError(self._broken)
             ticket = next(self._tickets)
             self._waiting[ticket] = future
-            try:
+        try:
+            # Sends take turns on a lock of their own: the answers' reader never waits
+            # behind a large message being sent, so the writer's answers never back up.
+            with self._sending:
                 self.connection.send((ticket, mode, pendings))
-            except OSError as exc:
-                del self._waiting[ticket]
-                raise TransientError(f"the writer process is gone: {type(exc).__name__}") from exc
+        except OSError as exc:
+            with self._lock:
+                self._waiting.pop(ticket, None)
+            raise TransientError(f"the writer process is gone: {type(exc).__name__}") from exc
         outcome = future.result()
         if isinstance(outcome, Exception):
             raise outcome
