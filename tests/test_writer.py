@@ -146,41 +146,49 @@ def test_serve_stops_when_its_writer_dies_and_never_acknowledges_without_it(
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stderr is not None
-    writer_pid = None
-    for line in process.stderr:
-        event = json.loads(line)
-        if event.get("event") == "writer_started":
-            writer_pid = int(event["pid"])
-        if event.get("event") == "mailgate_started":
-            break
-    writer_gone = threading.Event()
-
-    def watch(stream: Any) -> None:
-        for line in stream:  # the rest of the log: the supervisor's note of the writer's end
-            if '"writer_exited"' in line:
-                writer_gone.set()
-
-    threading.Thread(target=watch, args=(process.stderr,), daemon=True).start()
-    assert writer_pid is not None
-    raw = new_ticket(1, "alice@customer.example")
-    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
-        assert smtp.sendmail("alice@customer.example", ["support@wildix.com"], raw) == {}
-    os.kill(writer_pid, signal.SIGKILL)
-    assert writer_gone.wait(30), "the supervisor saw its writer die"
-    refused = 0
-    late = new_ticket(2, "b@customer.example")
     try:
+        assert process.stderr is not None
+        writer_pid = None
+        for line in process.stderr:
+            event = json.loads(line)
+            if event.get("event") == "writer_started":
+                writer_pid = int(event["pid"])
+            if event.get("event") == "mailgate_started":
+                break
+        writer_gone = threading.Event()
+
+        def watch(stream: Any) -> None:
+            for line in stream:  # the rest of the log: the supervisor's note of the writer's end
+                if '"writer_exited"' in line:
+                    writer_gone.set()
+
+        threading.Thread(target=watch, args=(process.stderr,), daemon=True).start()
+        assert writer_pid is not None
+        raw = new_ticket(1, "alice@customer.example")
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
-            smtp.sendmail("b@customer.example", ["support@wildix.com"], late)
-    except smtplib.SMTPResponseException as error:  # 451 after DATA, or 421 when stopping
-        refused = error.smtp_code
-    except smtplib.SMTPRecipientsRefused as error:  # 421 at RCPT: stopping
-        refused = next(iter(error.recipients.values()))[0]
-    except (smtplib.SMTPServerDisconnected, ConnectionError):
-        refused = 421  # already stopped: the connection is refused, also "retry later"
-    assert refused in (421, 451), refused
-    assert process.wait(30) != 0, "a dead writer stops the service, not a silent one"
+            assert smtp.sendmail("alice@customer.example", ["support@wildix.com"], raw) == {}
+        os.kill(writer_pid, signal.SIGKILL)
+        assert writer_gone.wait(30), "the supervisor saw its writer die"
+        refused = 0
+        late = new_ticket(2, "b@customer.example")
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+                smtp.sendmail("b@customer.example", ["support@wildix.com"], late)
+        except smtplib.SMTPResponseException as error:  # 451 after DATA, or 421 when stopping
+            refused = error.smtp_code
+        except smtplib.SMTPRecipientsRefused as error:  # 421 at RCPT: stopping
+            refused = next(iter(error.recipients.values()))[0]
+        except (smtplib.SMTPServerDisconnected, ConnectionError):
+            refused = 421  # already stopped: the connection is refused, also "retry later"
+        assert refused in (421, 451), refused
+        assert process.wait(30) != 0, "a dead writer stops the service, not a silent one"
+    finally:
+        if process.poll() is None:  # a failed assertion above: stop our serve by its PIDs
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+            for child in children.read_text().split() if children.exists() else []:
+                os.kill(int(child), signal.SIGKILL)
+            process.kill()
+            process.wait(10)
     gate = Mailgate.open(make_settings(tmp_path))
     with Session(gate.engine) as session:
         assert [r.message_id for r in session.scalars(select(DecisionRow))] == [

@@ -209,8 +209,8 @@ def slot_taken_at(session: Session, sender: str, reason: str) -> datetime | None
 def reply_slot_free(
     session: Session, sender: str, reason: str, now: datetime, window: timedelta
 ) -> bool:
-    row = session.get(ReplyLedger, (sender, reason))
-    return row is None or row.last_at <= now - window
+    taken_at = slot_taken_at(session, sender, reason)
+    return taken_at is None or taken_at <= now - window
 
 
 def iter_chain(session: Session, batch: int = 1000) -> Iterator[DecisionRow]:
